@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+
+/// Everything an instance needs to know about its environment, parsed and validated once at start-up
+/// and passed down explicitly. There are no other sources of configuration.
+public struct HubConfiguration: Sendable {
+    /// Where the database lives and which backplane follows from it.
+    public enum Database: Sendable, Equatable {
+        /// A SQLite file; the embedded default.
+        case sqlite(path: String)
+        /// A PostgreSQL server, given by its `postgres://` URL.
+        case postgres(url: String)
+
+        /// A description safe to log: the password of a PostgreSQL URL is masked.
+        public var redacted: String {
+            switch self {
+            case .sqlite(let path): return "sqlite://\(path)"
+            case .postgres(let url):
+                guard var components = URLComponents(string: url) else { return "postgres://…" }
+                if components.password != nil { components.password = "****" }
+                return components.string ?? "postgres://…"
+            }
+        }
+    }
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text
+        case json
+    }
+
+    public var host: String
+    public var port: Int
+    public var grpcPort: Int
+    public var dataDirectory: String
+    public var database: Database
+    /// Keys accepted in `X-Service-Key` (and gRPC `x-service-key`); empty means service endpoints refuse everyone.
+    public var serviceKeys: [String]
+    /// The JWT signing secret; `nil` means "generate once and keep it in the data directory".
+    public var jwtSecret: String?
+    public var allowPrivateSources: Bool
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    public var instanceID: String
+    /// Largest request body accepted, in bytes.
+    public var maxBodySize: Int
+    /// Largest inbound WebSocket frame accepted, in bytes.
+    public var webSocketMaxFrameSize: Int
+    /// Bytes that may wait in one WebSocket's outbound queue before the client counts as too slow.
+    public var webSocketMaxQueuedBytes: Int
+    /// Interval between WebSocket pings.
+    public var webSocketPingInterval: Duration
+    /// How long a graceful shutdown may take before the remaining work is cancelled.
+    public var shutdownTimeout: Duration
+
+    /// The settings, in the order `--help` and the README list them. Each is a flag (`--name`) and a
+    /// `STREAMHUB_NAME` environment variable; the flag wins.
+    public static let settings: [Setting] = [
+        Setting("host", default: "127.0.0.1", help: "Address the HTTP server binds to; 0.0.0.0 listens on every interface."),
+        Setting("port", default: "8027", help: "HTTP port (WebSockets share it)."),
+        Setting("grpc-port", default: "50050", help: "gRPC port."),
+        Setting("data-dir", default: "./data", help: "Directory for the SQLite database, secrets and recordings."),
+        Setting("database-url", default: "sqlite://<data dir>/streamhub.sqlite", help: "sqlite://PATH, or postgres://USER:PASS@HOST:PORT/DB to scale out."),
+        Setting("service-keys", default: "", help: "Comma-separated keys accepted in X-Service-Key / gRPC x-service-key."),
+        Setting("jwt-secret", default: "generated once, kept in the data dir", help: "Secret that signs login tokens (at least 32 characters)."),
+        Setting("allow-private-sources", default: "false", help: "Allow fetching URLs on loopback/private networks (tests only)."),
+        Setting("log-level", default: "info", help: "trace, debug, info, notice, warning, error or critical."),
+        Setting("log-format", default: "text", help: "text, or json for one JSON object a line."),
+        Setting("instance-id", default: "host name + random suffix", help: "Name of this instance in logs and on the backplane."),
+        Setting("max-body-size", default: "1048576", help: "Largest HTTP request body in bytes."),
+        Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
+        Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
+        Setting("ws-ping-interval", default: "30", help: "Seconds between WebSocket pings; a client that misses pongs is closed."),
+        Setting("shutdown-timeout", default: "10", help: "Seconds a graceful shutdown may take."),
+    ]
+
+    /// One configuration setting: its flag name, default and help text.
+    public struct Setting: Sendable {
+        public let name: String
+        public let defaultDescription: String
+        public let help: String
+
+        init(_ name: String, default defaultDescription: String, help: String) {
+            self.name = name
+            self.defaultDescription = defaultDescription
+            self.help = help
+        }
+
+        /// The environment variable of this setting, e.g. `STREAMHUB_DATA_DIR`.
+        public var environmentName: String {
+            "STREAMHUB_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+        }
+    }
+
+    /// Builds the configuration from flags (by setting name, without dashes) and the environment.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the first invalid setting.
+    public static func resolve(
+        flags: [String: String] = [:],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> HubConfiguration {
+        let source = SettingSource(flags: flags, environment: environment)
+        for name in flags.keys where !settings.contains(where: { $0.name == name }) {
+            throw ConfigurationError(setting: "--\(name)", message: "is not a known setting")
+        }
+
+        let host = try source.string("host") ?? "127.0.0.1"
+        guard !host.isEmpty, !host.contains("/"), !host.contains(" ") else {
+            throw source.invalid("host", "must be a host name or IP address")
+        }
+        let port = try source.integer("port", in: 0...65535) ?? 8027
+        let grpcPort = try source.integer("grpc-port", in: 0...65535) ?? 50050
+        let dataDirectory = try source.string("data-dir") ?? "./data"
+        guard !dataDirectory.isEmpty else { throw source.invalid("data-dir", "must not be empty") }
+
+        let database: Database
+        if let url = try source.string("database-url") {
+            database = try parseDatabaseURL(url, source: source)
+        } else {
+            database = .sqlite(path: (dataDirectory as NSString).appendingPathComponent("streamhub.sqlite"))
+        }
+
+        let serviceKeys = (try source.string("service-keys") ?? "")
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for key in serviceKeys where key.utf8.count < 16 {
+            _ = key
+            throw source.invalid("service-keys", "each key must be at least 16 characters")
+        }
+        let jwtSecret = try source.string("jwt-secret")
+        if let jwtSecret, jwtSecret.utf8.count < 32 {
+            throw source.invalid("jwt-secret", "must be at least 32 characters")
+        }
+        let allowPrivate = try source.boolean("allow-private-sources") ?? false
+
+        let logLevel: Logger.Level
+        if let raw = try source.string("log-level") {
+            guard let level = Logger.Level(rawValue: raw.lowercased()) else {
+                throw source.invalid("log-level", "must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = level
+        } else {
+            logLevel = .info
+        }
+        let logFormat: LogFormat
+        if let raw = try source.string("log-format") {
+            guard let format = LogFormat(rawValue: raw.lowercased()) else {
+                throw source.invalid("log-format", "must be text or json")
+            }
+            logFormat = format
+        } else {
+            logFormat = .text
+        }
+        let instanceID = try source.string("instance-id") ?? Self.defaultInstanceID()
+        guard instanceID.utf8.count <= 64, instanceID.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw source.invalid("instance-id", "must be at most 64 letters, digits, '-', '_' or '.'")
+        }
+
+        return HubConfiguration(
+            host: host,
+            port: port,
+            grpcPort: grpcPort,
+            dataDirectory: dataDirectory,
+            database: database,
+            serviceKeys: serviceKeys,
+            jwtSecret: jwtSecret,
+            allowPrivateSources: allowPrivate,
+            logLevel: logLevel,
+            logFormat: logFormat,
+            instanceID: instanceID,
+            maxBodySize: try source.integer("max-body-size", in: 1024...(256 << 20)) ?? (1 << 20),
+            webSocketMaxFrameSize: try source.integer("ws-max-frame-size", in: 125...(16 << 20)) ?? (64 << 10),
+            webSocketMaxQueuedBytes: try source.integer("ws-max-queued-bytes", in: 4096...(64 << 20)) ?? (256 << 10),
+            webSocketPingInterval: .seconds(try source.integer("ws-ping-interval", in: 1...3600) ?? 30),
+            shutdownTimeout: .seconds(try source.integer("shutdown-timeout", in: 1...600) ?? 10)
+        )
+    }
+
+    /// A configuration for tests: a private data directory, port 0 and private sources allowed.
+    public static func testing(dataDirectory: String, database: Database? = nil) -> HubConfiguration {
+        HubConfiguration(
+            host: "127.0.0.1", port: 0, grpcPort: 0, dataDirectory: dataDirectory,
+            database: database ?? .sqlite(path: (dataDirectory as NSString).appendingPathComponent("streamhub.sqlite")),
+            serviceKeys: ["test-service-key-0123456789"], jwtSecret: String(repeating: "s", count: 32),
+            allowPrivateSources: true, logLevel: .warning, logFormat: .text,
+            instanceID: "test-" + String(UInt32.random(in: 0...UInt32.max), radix: 16),
+            maxBodySize: 1 << 20, webSocketMaxFrameSize: 64 << 10, webSocketMaxQueuedBytes: 256 << 10,
+            webSocketPingInterval: .seconds(30), shutdownTimeout: .seconds(10)
+        )
+    }
+
+    static func parseDatabaseURL(_ url: String, source: SettingSource) throws(ConfigurationError) -> Database {
+        if url.hasPrefix("sqlite://") {
+            let path = String(url.dropFirst("sqlite://".count))
+            guard !path.isEmpty else { throw source.invalid("database-url", "sqlite:// needs a file path") }
+            return .sqlite(path: path)
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
+                  components.path.count > 1
+            else {
+                throw source.invalid("database-url", "must look like postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+            }
+            return .postgres(url: url)
+        }
+        throw source.invalid("database-url", "must start with sqlite:// or postgres://")
+    }
+
+    static func defaultInstanceID() -> String {
+        let host = ProcessInfo.processInfo.hostName
+            .split(separator: ".").first.map(String.init)?
+            .filter { $0.isLetter || $0.isNumber || $0 == "-" } ?? "streamhub"
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(host.isEmpty ? "streamhub" : String(host.prefix(40)))-\(suffix)"
+    }
+}

@@ -1,0 +1,120 @@
+@preconcurrency import AsyncKit
+import Foundation
+import HubCore
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// The database every module stores into: SQLite (the embedded default) or PostgreSQL (scale-out).
+///
+/// Queries go through ``sql``; anything that must be atomic goes through ``transaction(_:)``. Modules
+/// write portable SQL and branch on ``kind`` only where the two dialects truly differ.
+public final class HubDatabase: Sendable {
+    /// Which engine is behind the database.
+    public enum Kind: String, Sendable {
+        case sqlite, postgres
+    }
+
+    public let kind: Kind
+    /// The pooled database for queries.
+    public let sql: any SQLDatabase
+    /// For PostgreSQL: the connection settings, used by the backplane's dedicated connections.
+    public let postgresConfiguration: PostgresConnection.Configuration?
+    private let shutdownPool: @Sendable () async throws -> Void
+    let logger: Logger
+
+    private init(kind: Kind, sql: any SQLDatabase, postgresConfiguration: PostgresConnection.Configuration?,
+                 logger: Logger, shutdown: @escaping @Sendable () async throws -> Void) {
+        self.kind = kind
+        self.sql = sql
+        self.postgresConfiguration = postgresConfiguration
+        self.logger = logger
+        self.shutdownPool = shutdown
+    }
+
+    /// Opens (and for SQLite, creates) the configured database. Connections are made lazily, so this
+    /// succeeds even while a PostgreSQL server is briefly unreachable; ``ping()`` tells whether it is up.
+    public static func open(
+        _ database: HubConfiguration.Database,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) throws -> HubDatabase {
+        switch database {
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            let source = TunedSQLiteSource(path: path)
+            let pool = EventLoopGroupConnectionPool(
+                source: source, maxConnectionsPerEventLoop: 2, requestTimeout: .seconds(10), logger: logger, on: eventLoopGroup)
+            let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql() }, dialect: SQLiteDialect(), logger: logger)
+            return HubDatabase(kind: .sqlite, sql: sql, postgresConfiguration: nil, logger: logger) {
+                try await pool.shutdownAsync()
+            }
+        case .postgres(let url):
+            let configuration = try SQLPostgresConfiguration(url: url)
+            let source = PostgresConnectionSource(sqlConfiguration: configuration)
+            let pool = EventLoopGroupConnectionPool(
+                source: source, maxConnectionsPerEventLoop: 4, requestTimeout: .seconds(5), logger: logger, on: eventLoopGroup)
+            let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql(queryLogLevel: .trace) }, dialect: PostgresDialect(), logger: logger)
+            return HubDatabase(kind: .postgres, sql: sql, postgresConfiguration: configuration.coreConfiguration, logger: logger) {
+                try await pool.shutdownAsync()
+            }
+        }
+    }
+
+    /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        let kind = self.kind
+        return try await sql.withSession { session in
+            try await session.raw(kind == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN").run()
+            do {
+                let result = try await body(session)
+                try await session.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await session.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    /// Checks the database answers within `timeout`.
+    public func ping(timeout: Duration = .seconds(3)) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.sql.raw("SELECT 1").run() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw HubError.unavailable("the database did not answer within \(timeout)")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    /// Closes every connection. Call once, after everything that uses the database has stopped.
+    public func shutdown() async {
+        do { try await shutdownPool() } catch { logger.debug("database pool shutdown: \(error)") }
+    }
+}
+
+/// Opens SQLite connections in WAL mode with a busy timeout, so readers never block the writer and
+/// concurrent writers wait for each other instead of failing.
+struct TunedSQLiteSource: ConnectionPoolSource {
+    let path: String
+
+    func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
+        SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: eventLoop)
+            .flatMap { connection in
+                let pragmas = ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"]
+                return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { chain, pragma in
+                    chain.flatMap { connection.query(pragma).map { _ in } }
+                }.map { connection }
+                    .flatMapError { error in connection.close().flatMapThrowing { throw error } }
+            }
+    }
+}

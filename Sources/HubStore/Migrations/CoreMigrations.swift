@@ -1,0 +1,33 @@
+import SQLKit
+
+/// The migrations HubStore itself owns; domain modules bring their own.
+public enum CoreMigrations {
+    public static let all: [any Migration] = [CreateEventPayloads()]
+}
+
+/// Event payloads too large for a PostgreSQL NOTIFY travel through this table (see `PostgresBackplane`).
+struct CreateEventPayloads: Migration {
+    let name = "0001-core-event-payloads"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        switch kind {
+        case .postgres:
+            try await database.raw("""
+                CREATE TABLE hub_event_payloads (
+                    id BIGSERIAL PRIMARY KEY,
+                    body TEXT NOT NULL,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )
+                """).run()
+        case .sqlite:
+            try await database.raw("""
+                CREATE TABLE hub_event_payloads (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    body TEXT NOT NULL,
+                    created_at DOUBLE PRECISION NOT NULL DEFAULT 0
+                )
+                """).run()
+        }
+        try await database.raw("CREATE INDEX hub_event_payloads_created_at ON hub_event_payloads (created_at)").run()
+    }
+}

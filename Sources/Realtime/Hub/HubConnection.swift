@@ -1,0 +1,140 @@
+import HubCore
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// One client WebSocket registered with the ``WebSocketHub``.
+///
+/// Frames are written straight to the channel on its event loop, below NIO's frame encoder, as bytes
+/// the hub encoded once for everyone. The outbound queue is the channel's own write buffer, bounded by
+/// its high-water mark: a client whose buffer passes it is too slow and is disconnected, so it can never
+/// hold up the broadcast or grow memory without bound.
+public final class HubConnection: Sendable {
+    /// Outcome of writing one frame.
+    enum WriteResult {
+        case sent
+        /// Written, but the client is now over its queue bound.
+        case slow
+        /// Not written: the connection is closing.
+        case closed
+    }
+
+    public let id: UInt64
+    public let topic: String
+    let channel: any Channel
+    /// The context of the channel's `WebSocketFrameEncoder`: writing through it skips the encoder, which
+    /// would otherwise copy every frame. Touched only on the channel's event loop.
+    private let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
+    private let filter: Mutex<EventFilter>
+    private let closing = Atomic<Bool>(false)
+    private let closeHandler: @Sendable (WebSocketErrorCode, String) async -> Void
+
+    init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter,
+         closeHandler: @escaping @Sendable (WebSocketErrorCode, String) async -> Void) {
+        self.id = id
+        self.topic = topic
+        self.channel = channel
+        self.rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+        self.filter = Mutex(filter)
+        self.closeHandler = closeHandler
+    }
+
+    /// Whether the connection wants events of `type` (frames without a type always go out).
+    func accepts(_ type: String?) -> Bool {
+        guard let type else { return true }
+        return filter.withLock { $0.accepts(type) }
+    }
+
+    /// Changes which event types the connection receives and answers the new filter.
+    public func updateFilter(_ change: (inout EventFilter) -> Void) -> EventFilter {
+        filter.withLock { filter in
+            change(&filter)
+            return filter
+        }
+    }
+
+    public var isClosing: Bool { closing.load(ordering: .relaxed) }
+
+    /// Finds the frame encoder and bounds the write buffer. Must run on the channel's event loop.
+    func prepareOnLoop(maxQueuedBytes: Int) {
+        let pipeline = channel.pipeline.syncOperations
+        rawWriter.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
+        let low = max(1024, maxQueuedBytes / 2)
+        try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: maxQueuedBytes))
+    }
+
+    /// Writes and flushes one complete encoded frame. Must run on the channel's event loop.
+    func writeOnLoop(_ frame: ByteBuffer) -> WriteResult {
+        guard !isClosing else { return .closed }
+        if let context = rawWriter.value {
+            context.write(NIOAny(frame), promise: nil)
+            context.flush()
+        } else {
+            // No encoder found (should not happen): decode the header back into a frame for the pipeline.
+            guard let decoded = Self.decodeFrame(frame) else { return .closed }
+            channel.writeAndFlush(decoded, promise: nil)
+        }
+        return channel.isWritable ? .sent : .slow
+    }
+
+    /// Sends one frame to this connection only, in order with broadcasts.
+    public func send(_ frame: ByteBuffer) {
+        channel.eventLoop.execute { _ = self.writeOnLoop(frame) }
+    }
+
+    /// Starts closing: no more frames are written, a close frame with `code` goes out through the
+    /// WebSocket handler, and the socket is closed outright if the client has not finished within `grace`.
+    func beginClose(_ code: WebSocketErrorCode, reason: String, grace: TimeAmount = .seconds(3)) {
+        guard !closing.exchange(true, ordering: .relaxed) else { return }
+        let channel = self.channel
+        Task { await closeHandler(code, reason) }
+        channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+    }
+
+    private static func decodeFrame(_ bytes: ByteBuffer) -> WebSocketFrame? {
+        var bytes = bytes
+        guard let first: UInt8 = bytes.readInteger(), let second: UInt8 = bytes.readInteger() else { return nil }
+        var length = Int(second & 0x7f)
+        if length == 126 { length = Int(bytes.readInteger(as: UInt16.self) ?? 0) }
+        else if length == 127 { length = Int(bytes.readInteger(as: UInt64.self) ?? 0) }
+        guard let data = bytes.readSlice(length: length) else { return nil }
+        return WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0f) ?? .text, data: data)
+    }
+}
+
+/// Which event types a connection receives.
+public enum EventFilter: Sendable, Equatable {
+    /// Everything but the listed types.
+    case all(except: Set<String>)
+    /// Only the listed types.
+    case only(Set<String>)
+
+    public static let everything = EventFilter.all(except: [])
+
+    public func accepts(_ type: String) -> Bool {
+        switch self {
+        case .all(let excluded): return !excluded.contains(type)
+        case .only(let included): return included.contains(type)
+        }
+    }
+
+    /// After `{"subscribe":[…]}`: receiving everything narrows to the listed types; a narrowed filter widens
+    /// by them. `*` means everything.
+    public mutating func subscribe(_ types: [String]) {
+        if types.contains("*") { self = .everything; return }
+        switch self {
+        case .all(let excluded) where excluded.isEmpty: self = .only(Set(types))
+        case .all(let excluded): self = .all(except: excluded.subtracting(types))
+        case .only(let included): self = .only(included.union(types))
+        }
+    }
+
+    /// After `{"unsubscribe":[…]}`. `*` means nothing.
+    public mutating func unsubscribe(_ types: [String]) {
+        if types.contains("*") { self = .only([]); return }
+        switch self {
+        case .all(let excluded): self = .all(except: excluded.union(types))
+        case .only(let included): self = .only(included.subtracting(types))
+        }
+    }
+}

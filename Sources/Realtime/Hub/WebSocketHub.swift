@@ -1,0 +1,211 @@
+import Foundation
+import HubCore
+import Logging
+import Metrics
+import NIOCore
+import NIOWebSocket
+import ServiceLifecycle
+import Synchronization
+
+/// The connection registry behind every real-time feature: connections grouped by topic and, within a
+/// topic, by event loop.
+///
+/// A broadcast encodes its frame once, appends it to the topic's history (when the topic keeps one) and
+/// hands one task to each event loop, which writes the shared bytes to each of its connections. All of
+/// that happens in the order broadcasts take the registry lock, so every client of a topic sees the same
+/// order, and a client that connects while broadcasts are under way gets each frame exactly once: from
+/// the history replay or live, never both.
+///
+/// As a `Service`, on graceful shutdown it stops accepting connections and closes every open one with
+/// 1001 (going away).
+public final class WebSocketHub: Service, Sendable {
+    struct LoopBucket {
+        let loop: any EventLoop
+        var connections: [UInt64: HubConnection] = [:]
+    }
+
+    struct Topic {
+        var buckets: [ObjectIdentifier: LoopBucket] = [:]
+        var history: HistoryRing?
+        var count = 0
+    }
+
+    struct State {
+        var topics: [String: Topic] = [:]
+        var accepting = true
+        var total = 0
+    }
+
+    /// Thrown by ``connect(channel:topic:filter:initialFrames:replayHistory:onClose:)`` once shutdown began.
+    public struct ShuttingDown: Error {}
+
+    private let state = Mutex(State())
+    private let historyPolicies: [(prefix: String, policy: HistoryRing.Policy)]
+    private let nextID = Atomic<UInt64>(0)
+    private let clock: any WallClock
+    private let logger: Logger
+    private let metrics: HubMetrics
+    /// Outbound bytes one client may have queued before it is disconnected as too slow.
+    public let maxQueuedBytes: Int
+
+    /// - Parameter historyPolicies: topics whose name starts with a prefix keep that many frames for that
+    ///   many seconds, replayed to each new client before live frames.
+    public init(
+        maxQueuedBytes: Int,
+        historyPolicies: [(prefix: String, capacity: Int, maxAge: TimeInterval)] = [],
+        clock: any WallClock = SystemWallClock(),
+        logger: Logger,
+        metrics: any MetricsFactory
+    ) {
+        self.maxQueuedBytes = maxQueuedBytes
+        self.historyPolicies = historyPolicies.map { ($0.prefix, HistoryRing.Policy(capacity: $0.capacity, maxAge: $0.maxAge)) }
+        self.clock = clock
+        self.logger = logger
+        self.metrics = HubMetrics(factory: metrics)
+    }
+
+    /// Registers a connection on `topic`. On the channel's event loop, and before any broadcast can reach
+    /// it, it writes `initialFrames` and then (if asked) the topic's history.
+    ///
+    /// - Parameter onClose: closes the WebSocket with a code and reason (the hub calls it for slow clients
+    ///   and at shutdown).
+    /// - Throws: ``ShuttingDown`` once the hub stopped accepting connections.
+    public func connect(
+        channel: any Channel,
+        topic: String,
+        filter: EventFilter = .everything,
+        initialFrames: [ByteBuffer] = [],
+        replayHistory: Bool = true,
+        onClose: @escaping @Sendable (WebSocketErrorCode, String) async -> Void
+    ) async throws -> HubConnection {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        let connection = HubConnection(id: id, topic: topic, channel: channel, filter: filter, closeHandler: onClose)
+        try await channel.eventLoop.submit {
+            connection.prepareOnLoop(maxQueuedBytes: self.maxQueuedBytes)
+            let now = self.clock.now()
+            let history = try self.state.withLock { state -> [ByteBuffer] in
+                guard state.accepting else { throw ShuttingDown() }
+                var entry = state.topics[topic] ?? self.makeTopic(topic)
+                entry.buckets[ObjectIdentifier(channel.eventLoop), default: LoopBucket(loop: channel.eventLoop)].connections[id] = connection
+                entry.count += 1
+                state.total += 1
+                let history = replayHistory ? (entry.history?.frames(at: now) ?? []) : []
+                state.topics[topic] = entry
+                return history
+            }
+            for frame in initialFrames + history {
+                _ = connection.writeOnLoop(frame)
+            }
+        }.get()
+        metrics.connected(topic: topic)
+        return connection
+    }
+
+    /// Removes a connection (when its WebSocket ended). Safe to call more than once.
+    public func disconnect(_ connection: HubConnection) {
+        let removed = state.withLock { state -> Bool in
+            guard var entry = state.topics[connection.topic] else { return false }
+            let key = ObjectIdentifier(connection.channel.eventLoop)
+            guard entry.buckets[key]?.connections.removeValue(forKey: connection.id) != nil else { return false }
+            entry.count -= 1
+            state.total -= 1
+            if entry.count == 0, entry.history == nil {
+                state.topics.removeValue(forKey: connection.topic)
+            } else {
+                state.topics[connection.topic] = entry
+            }
+            return true
+        }
+        if removed { metrics.disconnected(topic: connection.topic) }
+    }
+
+    /// Sends a text frame with `payload` to every connection on `topic` that accepts `eventType`.
+    public func broadcast(text payload: ByteBuffer, to topic: String, eventType: String? = nil) {
+        broadcast(frame: WebSocketWire.textFrame(payload), to: topic, eventType: eventType)
+    }
+
+    /// Sends an already encoded frame (see ``WebSocketWire``) to every connection on `topic`.
+    public func broadcast(frame: ByteBuffer, to topic: String, eventType: String? = nil) {
+        let now = clock.now()
+        state.withLock { state in
+            guard var entry = state.topics[topic] else {
+                if let policy = policy(for: topic) {
+                    var fresh = Topic(history: HistoryRing(policy: policy))
+                    fresh.history?.append(frame, at: now)
+                    state.topics[topic] = fresh
+                }
+                return
+            }
+            if entry.history != nil {
+                entry.history?.append(frame, at: now)
+                state.topics[topic] = entry
+            }
+            for bucket in entry.buckets.values where !bucket.connections.isEmpty {
+                // Enqueued under the lock, so every loop runs broadcasts in the same order.
+                bucket.loop.execute { self.deliver(frame, eventType: eventType, to: bucket.connections) }
+            }
+        }
+    }
+
+    /// Runs on one event loop: writes the frame to each of that loop's connections on the topic.
+    private func deliver(_ frame: ByteBuffer, eventType: String?, to connections: [UInt64: HubConnection]) {
+        var sent = 0
+        var skipped = 0
+        var slow: [HubConnection] = []
+        for connection in connections.values {
+            guard connection.accepts(eventType) else { continue }
+            switch connection.writeOnLoop(frame) {
+            case .sent: sent += 1
+            case .slow: sent += 1; slow.append(connection)
+            case .closed: skipped += 1
+            }
+        }
+        metrics.sent(sent, dropped: skipped)
+        for connection in slow {
+            disconnect(connection)
+            metrics.slowClientDisconnected()
+            logger.info("disconnecting a client too slow to keep up", metadata: [
+                "topic": "\(connection.topic)", "connection_id": "\(connection.id)", "max_queued_bytes": "\(maxQueuedBytes)",
+            ])
+            connection.beginClose(.init(codeNumber: 1013), reason: "too slow: more than \(maxQueuedBytes) bytes queued; reconnect")
+        }
+    }
+
+    /// Number of open connections, on one topic or overall.
+    public func connectionCount(topic: String? = nil) -> Int {
+        state.withLock { state in
+            guard let topic else { return state.total }
+            return state.topics[topic]?.count ?? 0
+        }
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await closeAll(code: .goingAway, reason: "server shutting down")
+    }
+
+    /// Stops accepting connections and closes every open one with `code`, waiting (up to `timeout`) until
+    /// their handlers have finished.
+    public func closeAll(code: WebSocketErrorCode, reason: String, timeout: Duration = .seconds(5)) async {
+        let connections = state.withLock { state -> [HubConnection] in
+            state.accepting = false
+            return state.topics.values.flatMap { $0.buckets.values.flatMap { $0.connections.values } }
+        }
+        logger.info("closing WebSockets", metadata: ["count": "\(connections.count)", "code": "\(code)"])
+        for connection in connections {
+            connection.beginClose(code, reason: reason, grace: .seconds(Int64(timeout.components.seconds)))
+        }
+        let deadline = ContinuousClock.now + timeout
+        while connectionCount() > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    private func makeTopic(_ name: String) -> Topic {
+        Topic(history: policy(for: name).map(HistoryRing.init(policy:)))
+    }
+
+    private func policy(for topic: String) -> HistoryRing.Policy? {
+        historyPolicies.first { topic.hasPrefix($0.prefix) }?.policy
+    }
+}

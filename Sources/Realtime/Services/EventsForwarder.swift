@@ -1,0 +1,36 @@
+import HubCore
+import NIOCore
+import ServiceLifecycle
+
+/// Forwards every event on the bus to `WS /events` clients, encoded once as `{"event": type, …fields}`.
+struct EventsForwarder: Service {
+    let bus: EventBus
+    let hub: WebSocketHub
+
+    func run() async throws {
+        for await envelope in bus.subscribe().cancelOnGracefulShutdown() {
+            hub.broadcast(frame: Self.frame(for: envelope), to: EventsController.topic, eventType: envelope.type)
+        }
+    }
+
+    /// Splices `"event":"<type>"` in front of the payload's fields without re-encoding them.
+    static func frame(for envelope: EventEnvelope) -> ByteBuffer {
+        var payload = envelope.payload
+        var text = ByteBuffer()
+        text.reserveCapacity(payload.readableBytes + envelope.type.utf8.count + 12)
+        text.writeString("{\"event\":")
+        text.writeString(JSONText.quote(envelope.type))
+        while let byte = payload.getInteger(at: payload.readerIndex, as: UInt8.self), byte == 0x20 || byte == 0x0a || byte == 0x0d || byte == 0x09 {
+            payload.moveReaderIndex(forwardBy: 1)
+        }
+        if payload.getInteger(at: payload.readerIndex, as: UInt8.self) == UInt8(ascii: "{") {
+            payload.moveReaderIndex(forwardBy: 1)
+            let rest = payload.readableBytesView.first { !($0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09) }
+            if rest != UInt8(ascii: "}") { text.writeString(",") }
+            text.writeBuffer(&payload)
+        } else {
+            text.writeString("}")
+        }
+        return WebSocketWire.textFrame(text)
+    }
+}

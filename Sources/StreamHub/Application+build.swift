@@ -1,0 +1,132 @@
+import Foundation
+import HubCore
+import HubStore
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Metrics
+import Prometheus
+import Realtime
+import ServiceLifecycle
+
+/// The version `streamhub --version` prints and /health reports.
+public let streamHubVersion = "0.1.0"
+
+/// Everything `buildApplication(_:)` wires together. `app` is the Hummingbird application (tests drive it
+/// with `app.test(…)`); ``runService()`` runs it and the hub in one ServiceGroup until SIGTERM or SIGINT.
+public struct StreamHubApplication: Sendable {
+    public let app: Application<RouterResponder<HubRequestContext>>
+    public let configuration: HubConfiguration
+    public let database: HubDatabase
+    public let bus: EventBus
+    public let realtime: RealtimeModule
+    public let health: ServiceHealth
+    public let metrics: PrometheusCollectorRegistry
+    let logger: Logger
+
+    /// Runs every service until SIGTERM or SIGINT, then shuts down gracefully: WebSockets are closed with
+    /// 1001 first, then in-flight requests drain, the bus flushes, and the database closes. Anything still
+    /// running after the configured shutdown timeout is cancelled.
+    public func runService() async throws {
+        let group = ServiceGroup(configuration: .init(
+            // Shut down in reverse order: the hub (1001 to every client) before the HTTP server.
+            services: [.init(service: app), .init(service: realtime.hub)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        ).with(maximumGracefulShutdownDuration: configuration.shutdownTimeout))
+        do {
+            try await group.run()
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+        await database.shutdown()
+        logger.info("stopped")
+    }
+
+    /// Closes the database (tests call this after `app.test`).
+    public func shutdown() async {
+        await database.shutdown()
+    }
+}
+
+extension ServiceGroupConfiguration {
+    func with(maximumGracefulShutdownDuration duration: Duration) -> Self {
+        var copy = self
+        copy.maximumGracefulShutdownDuration = duration
+        return copy
+    }
+}
+
+/// Builds the whole application from one validated configuration: storage (migrated), event bus and
+/// backplane, the real-time hub, every module's routes, and the services that run beside the server.
+public func buildApplication(_ configuration: HubConfiguration, logger: Logger? = nil) async throws -> StreamHubApplication {
+    var logger = logger ?? Logger(label: "streamhub")
+    logger.logLevel = configuration.logLevel
+    logger[metadataKey: "instance_id"] = .string(configuration.instanceID)
+
+    try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+    let health = ServiceHealth()
+
+    let database = try HubDatabase.open(configuration.database, logger: logger)
+    do {
+        try await Migrator(database: database, migrations: allStreamHubMigrations, logger: logger).migrate()
+    } catch {
+        await database.shutdown()
+        throw error
+    }
+
+    let backplane: any Backplane = database.kind == .postgres
+        ? try PostgresBackplane(database: database, logger: logger, health: health)
+        : InProcessBackplane()
+    let bus = EventBus(instanceID: configuration.instanceID, backplane: backplane, logger: logger, metrics: factory)
+    health.report("event_bus", .running, detail: backplane.isDistributed ? "postgres LISTEN/NOTIFY backplane" : "in-process")
+    let realtime = RealtimeModule(configuration: configuration, bus: bus, logger: logger, metrics: factory)
+
+    let router = Router(context: HubRequestContext.self)
+    router.add(middleware: RequestMetricsMiddleware(factory: factory, maxBodySize: configuration.maxBodySize))
+    router.add(middleware: ErrorMiddleware())
+    HealthController(database: database, health: health, instanceID: configuration.instanceID, version: streamHubVersion)
+        .addRoutes(to: router)
+    MetricsController(registry: registry).addRoutes(to: router)
+    realtime.addRoutes(to: router)
+
+    let webSocket = WebSocketServerConfiguration(
+        maxFrameSize: configuration.webSocketMaxFrameSize,
+        autoPing: .enabled(timePeriod: configuration.webSocketPingInterval),
+        closeTimeout: .seconds(5)
+    )
+    let address = configuration.host.hasPrefix("/")
+        ? BindAddress.unixDomainSocket(path: configuration.host)
+        : BindAddress.hostname(configuration.host, port: configuration.port)
+    let serverLogger = logger
+    var services: [any Service] = [bus]
+    services += realtime.services
+    let app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
+        configuration: .init(address: address, serverName: "StreamHub/\(streamHubVersion)", backlog: 4096),
+        services: services,
+        onServerRunning: { channel in
+            health.report("http", .running, detail: channel.localAddress.map { "\($0)" })
+            serverLogger.info("listening", metadata: [
+                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "database": "\(configuration.database.redacted)",
+            ])
+        },
+        logger: logger
+    )
+    return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
+                                realtime: realtime, health: health, metrics: registry, logger: logger)
+}
+
+/// Every module's migrations, in one list.
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import HubCore
+import HubStore
+import Logging
+import StreamHub
+
+@main
+struct StreamHubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "streamhub",
+        abstract: "StreamHub: discover, register, record, show and push live streams, from one server.",
+        discussion: """
+            Every option can also be set by an environment variable: --data-dir is STREAMHUB_DATA_DIR, and so on.
+            A flag wins over its variable. With no configuration at all, `streamhub serve` listens on
+            127.0.0.1:8027 and keeps its SQLite database under ./data.
+            """,
+        version: streamHubVersion,
+        subcommands: [Serve.self, Migrate.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// The configuration options shared by every subcommand; each is also a STREAMHUB_* variable.
+struct ConfigurationOptions: ParsableArguments {
+    @Option(help: ConfigurationOptions.help("host")) var host: String?
+    @Option(help: ConfigurationOptions.help("port")) var port: String?
+    @Option(help: ConfigurationOptions.help("grpc-port")) var grpcPort: String?
+    @Option(help: ConfigurationOptions.help("data-dir")) var dataDir: String?
+    @Option(help: ConfigurationOptions.help("database-url")) var databaseUrl: String?
+    @Option(help: ConfigurationOptions.help("service-keys")) var serviceKeys: String?
+    @Option(help: ConfigurationOptions.help("jwt-secret")) var jwtSecret: String?
+    @Option(help: ConfigurationOptions.help("allow-private-sources")) var allowPrivateSources: String?
+    @Option(help: ConfigurationOptions.help("log-level")) var logLevel: String?
+    @Option(help: ConfigurationOptions.help("log-format")) var logFormat: String?
+    @Option(help: ConfigurationOptions.help("instance-id")) var instanceId: String?
+    @Option(help: ConfigurationOptions.help("max-body-size")) var maxBodySize: String?
+    @Option(help: ConfigurationOptions.help("ws-max-frame-size")) var wsMaxFrameSize: String?
+    @Option(help: ConfigurationOptions.help("ws-max-queued-bytes")) var wsMaxQueuedBytes: String?
+    @Option(help: ConfigurationOptions.help("ws-ping-interval")) var wsPingInterval: String?
+    @Option(help: ConfigurationOptions.help("shutdown-timeout")) var shutdownTimeout: String?
+
+    static func help(_ name: String) -> ArgumentHelp {
+        guard let setting = HubConfiguration.settings.first(where: { $0.name == name }) else { return "" }
+        return ArgumentHelp("\(setting.help) [env: \(setting.environmentName); default: \(setting.defaultDescription.isEmpty ? "none" : setting.defaultDescription)]")
+    }
+
+    var flags: [String: String] {
+        let pairs: [(String, String?)] = [
+            ("host", host), ("port", port), ("grpc-port", grpcPort), ("data-dir", dataDir), ("database-url", databaseUrl),
+            ("service-keys", serviceKeys), ("jwt-secret", jwtSecret), ("allow-private-sources", allowPrivateSources),
+            ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
+            ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
+            ("shutdown-timeout", shutdownTimeout),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })
+    }
+
+    /// The validated configuration, or one line on standard error and exit code 2.
+    func resolve() throws -> HubConfiguration {
+        do {
+            let configuration = try HubConfiguration.resolve(flags: flags)
+            LoggingSetup.bootstrap(configuration)
+            return configuration
+        } catch {
+            FileHandle.standardError.write(Data("streamhub: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default). Applies pending migrations first.")
+
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        let configuration = try options.resolve()
+        let application = try await buildApplication(configuration)
+        try await application.runService()
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
+
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        let configuration = try options.resolve()
+        let logger = Logger(label: "streamhub.migrate")
+        let database = try HubDatabase.open(configuration.database, logger: logger)
+        do {
+            let applied = try await Migrator(database: database, migrations: allStreamHubMigrations, logger: logger).migrate()
+            print(applied.isEmpty ? "database is up to date" : "applied: \(applied.joined(separator: ", "))")
+        } catch {
+            await database.shutdown()
+            FileHandle.standardError.write(Data("streamhub: migration failed: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        await database.shutdown()
+    }
+}
