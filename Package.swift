@@ -85,20 +85,31 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HubTestSupport",
+            dependencies: [
+                "HubCore", "HubStore", "StreamHub",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/HubTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HubCoreTests",
-            dependencies: ["HubCore"],
+            dependencies: ["HubCore", "HubTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HubStoreTests",
-            dependencies: ["HubStore", "HubCore"],
+            dependencies: ["HubStore", "HubCore", "HubTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RealtimeTests",
             dependencies: [
-                "Realtime", "HubCore", "StreamHub",
+                "Realtime", "HubCore", "StreamHub", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
@@ -107,9 +118,8 @@ let package = Package(
         .testTarget(
             name: "StreamHubTests",
             dependencies: [
-                "StreamHub", "HubCore", "HubStore",
+                "StreamHub", "HubCore", "HubStore", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             ],
             swiftSettings: swiftSettings
         ),

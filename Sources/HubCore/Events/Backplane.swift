@@ -11,6 +11,9 @@ public protocol Backplane: Sendable {
     /// Runs until cancelled, handing every envelope received (other instances' and, possibly, this one's
     /// own) to `deliver` in the order received. Reconnects by itself after failures.
     func receive(_ deliver: @escaping @Sendable (EventEnvelope) async -> Void) async throws
+
+    /// Releases connections; called once by the bus after its loops have ended.
+    func shutdown() async
 }
 
 /// The embedded default: one instance, nothing to carry.
@@ -18,6 +21,7 @@ public struct InProcessBackplane: Backplane {
     public init() {}
     public var isDistributed: Bool { false }
     public func send(_ batch: [EventEnvelope]) async throws {}
+    public func shutdown() async {}
     public func receive(_ deliver: @escaping @Sendable (EventEnvelope) async -> Void) async throws {
         // Nothing ever arrives; wait until the bus is cancelled.
         let (never, _) = AsyncStream<Never>.makeStream()

@@ -130,6 +130,7 @@ public final class EventBus: Service, Sendable {
             if backplane.isDistributed { _ = try? await group.next() }
             group.cancelAll()
         }
+        await backplane.shutdown()
         state.withLock { state in
             for subscriber in state.subscribers.values { subscriber.continuation.finish() }
         }

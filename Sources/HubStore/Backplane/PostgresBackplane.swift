@@ -69,6 +69,14 @@ public final class PostgresBackplane: Backplane, Sendable {
         }
     }
 
+    public func shutdown() async {
+        let connection = sender.withLock { current -> PostgresConnection? in
+            defer { current = nil }
+            return current
+        }
+        try? await connection?.close()
+    }
+
     private func notify(_ payloads: [String], on connection: PostgresConnection) async throws {
         guard !payloads.isEmpty else { return }
         var bindings = PostgresBindings(capacity: payloads.count)

@@ -48,9 +48,11 @@ public final class HubDatabase: Sendable {
             if !directory.isEmpty {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
+            // SQLite has a single writer; one connection (on one event loop) serialises every statement, so
+            // transactions never wait on each other's locks inside NIO's small blocking thread pool.
             let source = TunedSQLiteSource(path: path)
             let pool = EventLoopGroupConnectionPool(
-                source: source, maxConnectionsPerEventLoop: 2, requestTimeout: .seconds(10), logger: logger, on: eventLoopGroup)
+                source: source, maxConnectionsPerEventLoop: 1, requestTimeout: .seconds(30), logger: logger, on: eventLoopGroup.next())
             let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql() }, dialect: SQLiteDialect(), logger: logger)
             return HubDatabase(kind: .sqlite, sql: sql, postgresConfiguration: nil, logger: logger) {
                 try await pool.shutdownAsync()

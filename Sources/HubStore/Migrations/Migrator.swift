@@ -32,7 +32,7 @@ public struct Migrator: Sendable {
             let kind = database.kind
             let ran = try await database.transaction { db -> Bool in
                 if kind == .postgres {
-                    try await db.raw("SELECT pg_advisory_xact_lock(7270312501)").run()
+                    try await db.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: Self.lockKey))").run()
                 }
                 let existing = try await db.raw("SELECT name FROM streamhub_migrations WHERE name = \(bind: migration.name)").first()
                 guard existing == nil else { return false }
@@ -49,6 +49,13 @@ public struct Migrator: Sendable {
     }
 
     private func ensureTable() async throws {
-        try await database.sql.raw("CREATE TABLE IF NOT EXISTS streamhub_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)").run()
+        let kind = database.kind
+        // Concurrent CREATE TABLE IF NOT EXISTS can still collide on PostgreSQL; the lock serialises it.
+        try await database.transaction { db in
+            if kind == .postgres { try await db.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: Self.lockKey))").run() }
+            try await db.raw("CREATE TABLE IF NOT EXISTS streamhub_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)").run()
+        }
     }
+
+    static let lockKey = "7270312501"
 }
