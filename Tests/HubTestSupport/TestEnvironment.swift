@@ -90,7 +90,7 @@ public func withDeadline<T: Sendable>(_ seconds: Double, _ what: String = "opera
 
 /// Polls `condition` until it holds or `seconds` pass; for state that has no event to await (a counter in
 /// another process, a port closing).
-public func eventually(_ seconds: Double = 10, _ what: String, _ condition: @Sendable () async throws -> Bool) async throws {
+public func eventually(_ what: String, within seconds: Double = 10, _ condition: @Sendable () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return }

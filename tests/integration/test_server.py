@@ -1,0 +1,168 @@
+"""The streamhub binary as operators and clients meet it: CLI, lifecycle, health, scale-out."""
+import asyncio
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import websockets
+
+from conftest import BINARY, http, wait_until
+
+SETTINGS = ["--host", "--port", "--grpc-port", "--data-dir", "--database-url", "--service-keys", "--jwt-secret",
+            "--allow-private-sources", "--log-level", "--log-format", "--instance-id", "--max-body-size",
+            "--ws-max-frame-size", "--ws-max-queued-bytes", "--ws-ping-interval", "--shutdown-timeout"]
+
+
+def test_help_explains_every_option():
+    output = subprocess.run([BINARY, "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in SETTINGS:
+        assert flag in output, f"{flag} missing from serve --help"
+    assert "STREAMHUB_DATA_DIR" in output
+    top = subprocess.run([BINARY, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "serve" in top and "migrate" in top
+
+
+def test_version_prints_a_version():
+    output = subprocess.run([BINARY, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert output and output[0].isdigit()
+
+
+@pytest.mark.parametrize("args,env,name", [
+    (["--port", "http"], {}, "--port"),
+    ([], {"STREAMHUB_PORT": "99999"}, "STREAMHUB_PORT"),
+    ([], {"STREAMHUB_LOG_FORMAT": "xml"}, "STREAMHUB_LOG_FORMAT"),
+    ([], {"STREAMHUB_DATABASE_URL": "mysql://x/y"}, "STREAMHUB_DATABASE_URL"),
+])
+def test_invalid_setting_is_one_line_and_exit_code_2(args, env, name, tmp_path):
+    result = subprocess.run([BINARY, "serve", *args], capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "STREAMHUB_DATA_DIR": str(tmp_path / "d"), **env})
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0]
+    assert not (tmp_path / "d").exists(), "nothing may start before the configuration is valid"
+
+
+def test_migrate_creates_and_then_reports_up_to_date(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "STREAMHUB_DATA_DIR": str(tmp_path)}
+    first = subprocess.run([BINARY, "migrate"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert "applied" in first.stdout
+    assert (tmp_path / "streamhub.sqlite").exists()
+    second = subprocess.run([BINARY, "migrate"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert "up to date" in second.stdout
+
+
+async def open_events(server, count):
+    clients = []
+    for _ in range(count):
+        ws = await websockets.connect(server.ws_url("/events"))
+        await ws.send(json.dumps({"subscribe": ["*"]}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert ack["event"] == "subscribed"
+        clients.append(ws)
+    return clients
+
+
+def test_sigterm_closes_websockets_with_1001_and_exits_0(start_server):
+    server = start_server()
+
+    async def scenario():
+        clients = await open_events(server, 3)
+        assert server.publish({"event": "transcription", "text": "before shutdown"}) == 202
+        for ws in clients:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["text"] == "before shutdown"
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        codes = []
+        for ws in clients:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+        return codes, started
+
+    codes, started = asyncio.run(scenario())
+    assert codes == [1001, 1001, 1001]
+    assert server.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    assert "stopped" in server.logs()
+
+
+def test_sigint_also_stops_gracefully(start_server):
+    server = start_server()
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=10) == 0
+
+
+def test_health_turns_503_while_postgres_is_down_and_recovers(start_server, postgres):
+    server = start_server({"STREAMHUB_DATABASE_URL": postgres.create_database()})
+    status, _, body = http("GET", server.url("/health"))
+    assert status == 200 and json.loads(body)["database"]["kind"] == "postgres"
+
+    postgres.stop()
+    wait_until(lambda: http("GET", server.url("/health"), timeout=8)[0] == 503, 30, "/health to answer 503")
+    status, _, body = http("GET", server.url("/health"), timeout=8)
+    assert json.loads(body)["database"]["status"] == "unavailable"
+
+    postgres.start_again()
+    wait_until(lambda: http("GET", server.url("/health"), timeout=8)[0] == 200, 60, "/health to recover")
+    # The backplane reconnects too: events flow again.
+    async def roundtrip():
+        [ws] = await open_events(server, 1)
+        assert server.publish({"event": "wake_word", "word": "back", "confidence": 1}) == 202
+        return json.loads(await asyncio.wait_for(ws.recv(), 10))["word"]
+    assert asyncio.run(roundtrip()) == "back"
+
+
+def test_two_instances_on_one_postgres_share_every_event(start_server, postgres):
+    url = postgres.create_database()
+    a = start_server({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_INSTANCE_ID": "node-a"})
+    b = start_server({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_INSTANCE_ID": "node-b"})
+
+    async def scenario():
+        [on_a] = await open_events(a, 1)
+        [on_b] = await open_events(b, 1)
+        # Wait until B's backplane listener is up: publish probes on A until one reaches B.
+        deadline = time.monotonic() + 30
+        while True:
+            assert a.publish({"event": "transcription", "text": "probe"}) == 202
+            try:
+                message = json.loads(await asyncio.wait_for(on_b.recv(), 0.5))
+                if message.get("text") == "probe":
+                    break
+            except asyncio.TimeoutError:
+                assert time.monotonic() < deadline, "instance B never received an event from A"
+        while True:  # drain probes
+            try:
+                await asyncio.wait_for(on_b.recv(), 0.3)
+            except asyncio.TimeoutError:
+                break
+        for index in range(50):
+            assert a.publish({"event": "transcription", "text": f"from-a-{index}"}) == 202
+        assert b.publish({"event": "transcription", "text": "from-b"}) == 202
+        seen_on_b = []
+        while len(seen_on_b) < 51:
+            seen_on_b.append(json.loads(await asyncio.wait_for(on_b.recv(), 10))["text"])
+        # A's own client sees its own events once and B's event once.
+        seen_on_a = []
+        while "from-b" not in seen_on_a:
+            seen_on_a.append(json.loads(await asyncio.wait_for(on_a.recv(), 10))["text"])
+        return seen_on_b, seen_on_a
+
+    seen_on_b, seen_on_a = asyncio.run(scenario())
+    assert [t for t in seen_on_b if t.startswith("from-a")] == [f"from-a-{i}" for i in range(50)]
+    assert seen_on_b.count("from-b") == 1
+    from_a_on_a = [t for t in seen_on_a if t.startswith("from-a")]
+    assert len(from_a_on_a) == len(set(from_a_on_a)), "duplicates on the publishing instance"
+
+
+def test_json_logs_carry_the_request_id(start_server):
+    server = start_server({"STREAMHUB_LOG_FORMAT": "json", "STREAMHUB_LOG_LEVEL": "debug"})
+    _, headers, _ = http("GET", server.url("/health"))
+    request_id = headers["X-Request-Id"]
+    server.stop()
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    assert lines, "no JSON log lines"
+    assert all({"ts", "level", "message"} <= line.keys() for line in lines)
+    assert any(line.get("request_id") == request_id for line in lines)
