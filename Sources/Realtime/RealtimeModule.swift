@@ -16,7 +16,8 @@ public struct RealtimeModule: Sendable {
                 logger: Logger, metrics: any MetricsFactory) {
         self.configuration = configuration
         self.bus = bus
-        self.hub = WebSocketHub(maxQueuedBytes: configuration.webSocketMaxQueuedBytes, historyPolicies: historyPolicies,
+        self.hub = WebSocketHub(maxQueuedBytes: configuration.webSocketMaxQueuedBytes, pingInterval: configuration.webSocketPingInterval,
+                                historyPolicies: historyPolicies,
                                 clock: clock, logger: logger, metrics: metrics)
     }
 

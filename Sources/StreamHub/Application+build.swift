@@ -101,7 +101,8 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
 
     let webSocket = WebSocketServerConfiguration(
         maxFrameSize: configuration.webSocketMaxFrameSize,
-        autoPing: .enabled(timePeriod: configuration.webSocketPingInterval),
+        // The hub pings every client itself (one timer, not one task per connection).
+        autoPing: .disabled,
         closeTimeout: .seconds(5)
     )
     let address = configuration.host.hasPrefix("/")

@@ -25,6 +25,8 @@ public final class HubConnection: Sendable {
     /// The context of the channel's `WebSocketFrameEncoder`: writing through it skips the encoder, which
     /// would otherwise copy every frame. Touched only on the channel's event loop.
     private let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
+    /// Pings sent since the client was last heard from. Touched only on the channel's event loop.
+    private let unansweredPings: NIOLoopBoundBox<Int>
     private let filter: Mutex<EventFilter>
     private let closing = Atomic<Bool>(false)
     private let closeHandler: @Sendable (WebSocketErrorCode, String) async -> Void
@@ -35,6 +37,7 @@ public final class HubConnection: Sendable {
         self.topic = topic
         self.channel = channel
         self.rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+        self.unansweredPings = .makeBoxSendingValue(0, eventLoop: channel.eventLoop)
         self.filter = Mutex(filter)
         self.closeHandler = closeHandler
     }
@@ -55,10 +58,14 @@ public final class HubConnection: Sendable {
 
     public var isClosing: Bool { closing.load(ordering: .relaxed) }
 
-    /// Finds the frame encoder and bounds the write buffer. Must run on the channel's event loop.
+    /// Finds the frame encoder, installs the heartbeat observer and bounds the write buffer. Must run on
+    /// the channel's event loop.
     func prepareOnLoop(maxQueuedBytes: Int) {
         let pipeline = channel.pipeline.syncOperations
         rawWriter.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
+        if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
+            try? pipeline.addHandler(HeartbeatObserver(connection: self), position: .after(decoder.handler))
+        }
         let low = max(1024, maxQueuedBytes / 2)
         try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: maxQueuedBytes))
     }
@@ -75,6 +82,20 @@ public final class HubConnection: Sendable {
             channel.writeAndFlush(decoded, promise: nil)
         }
         return channel.isWritable ? .sent : .slow
+    }
+
+    /// The client sent a frame (a pong, usually): it is alive. Runs on the channel's event loop.
+    func heardFromClientOnLoop() {
+        unansweredPings.value = 0
+    }
+
+    /// One heartbeat tick on the channel's event loop: `false` when the client has left `limit` pings
+    /// unanswered (the caller closes it); otherwise sends `ping` and answers `true`.
+    func heartbeatOnLoop(ping: ByteBuffer, limit: Int) -> Bool {
+        guard !isClosing else { return true }
+        if unansweredPings.value >= limit { return false }
+        unansweredPings.value += 1
+        return writeOnLoop(ping) != .closed
     }
 
     /// Sends one frame to this connection only, in order with broadcasts.

@@ -47,17 +47,23 @@ public final class WebSocketHub: Service, Sendable {
     private let metrics: HubMetrics
     /// Outbound bytes one client may have queued before it is disconnected as too slow.
     public let maxQueuedBytes: Int
+    /// Time between pings; a client that answers none of two consecutive pings is closed.
+    public let pingInterval: Duration
+    /// Unanswered pings after which a client is closed.
+    public static let missedPingLimit = 2
 
     /// - Parameter historyPolicies: topics whose name starts with a prefix keep that many frames for that
     ///   many seconds, replayed to each new client before live frames.
     public init(
         maxQueuedBytes: Int,
+        pingInterval: Duration = .seconds(30),
         historyPolicies: [(prefix: String, capacity: Int, maxAge: TimeInterval)] = [],
         clock: any WallClock = SystemWallClock(),
         logger: Logger,
         metrics: any MetricsFactory
     ) {
         self.maxQueuedBytes = maxQueuedBytes
+        self.pingInterval = pingInterval
         self.historyPolicies = historyPolicies.map { ($0.prefix, HistoryRing.Policy(capacity: $0.capacity, maxAge: $0.maxAge)) }
         self.clock = clock
         self.logger = logger
@@ -179,9 +185,36 @@ public final class WebSocketHub: Service, Sendable {
         }
     }
 
+    /// Pings every client each ``pingInterval`` until graceful shutdown, then closes every connection
+    /// with 1001.
     public func run() async throws {
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: self.pingInterval) } catch { return }
+                    self.heartbeat()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         await closeAll(code: .goingAway, reason: "server shutting down")
+    }
+
+    /// One heartbeat: on each event loop, ping its connections and close those that answered none of the
+    /// last ``missedPingLimit`` pings.
+    func heartbeat() {
+        let buckets = state.withLock { state in state.topics.values.flatMap { $0.buckets.values } }
+        for bucket in buckets {
+            bucket.loop.execute {
+                for connection in bucket.connections.values
+                where !connection.heartbeatOnLoop(ping: WebSocketWire.pingFrame, limit: Self.missedPingLimit) {
+                    self.disconnect(connection)
+                    self.logger.info("closing a client that stopped answering pings", metadata: ["connection_id": "\(connection.id)"])
+                    connection.beginClose(.goingAway, reason: "ping timeout", grace: .seconds(1))
+                }
+            }
+        }
     }
 
     /// Stops accepting connections and closes every open one with `code`, waiting (up to `timeout`) until

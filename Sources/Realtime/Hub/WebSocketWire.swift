@@ -13,6 +13,9 @@ public enum WebSocketWire {
         frame(opcode: 0x2, payload: payload)
     }
 
+    /// A ping frame with a fixed payload (the hub pings every client with the same bytes).
+    public static let pingFrame = frame(opcode: 0x9, payload: ByteBuffer(string: "streamhub"))
+
     static func frame(opcode: UInt8, payload: ByteBuffer) -> ByteBuffer {
         let length = payload.readableBytes
         var buffer = ByteBufferAllocator().buffer(capacity: length + 10)

@@ -1,0 +1,44 @@
+import Foundation
+import HubCore
+import HubTestSupport
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWebSocket
+import Logging
+import Metrics
+import NIOCore
+import Realtime
+import Testing
+
+@Suite struct HeartbeatTests {
+    @Test func aClientThatNeverAnswersPingsIsClosedWhileAnsweringClientsStay() async throws {
+        let hub = WebSocketHub(maxQueuedBytes: 1 << 20, pingInterval: .milliseconds(150), logger: Logger(label: "test"),
+                               metrics: NOOPMetricsHandler.instance)
+        let router = Router(context: HubRequestContext.self)
+        let session = WebSocketSession(hub: hub, maxMessageSize: 1 << 16)
+        router.ws("/live") { inbound, outbound, context in
+            try await session.run(topic: "live", inbound: inbound, outbound: outbound, context: context) { text, connection in
+                connection.send(WebSocketWire.textFrame(ByteBuffer(string: "echo:" + text)))
+            }
+        }
+        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(autoPing: .disabled))),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: [hub])
+        try await app.test(.live) { client in
+            let answering = WebSocketProbe(port: client.port!, path: "/live")
+            answering.send("hello")
+            let first = try await answering.next()
+            #expect(first == "echo:hello")
+            let silent = try SlowSocketClient(port: client.port!, path: "/live")
+            defer { silent.close() }
+            try await eventually("both registered") { hub.connectionCount(topic: "live") == 2 }
+            // Two unanswered pings (about 300 ms), then the next tick closes the silent client.
+            try await eventually("silent client closed", within: 10) { hub.connectionCount(topic: "live") == 1 }
+            try await eventually("silent client's socket closed", within: 10) { silent.serverHasClosed() }
+            // The answering client is still served after many ping rounds.
+            hub.broadcast(text: ByteBuffer(string: "still here"), to: "live")
+            let next = try await answering.next()
+            #expect(next == "still here")
+            await answering.close()
+        }
+    }
+}
