@@ -5,10 +5,12 @@ import Synchronization
 
 /// One client WebSocket registered with the ``WebSocketHub``.
 ///
-/// Frames are written straight to the channel on its event loop, below NIO's frame encoder, as bytes
-/// the hub encoded once for everyone. The outbound queue is the channel's own write buffer, bounded by
-/// its high-water mark: a client whose buffer passes it is too slow and is disconnected, so it can never
-/// hold up the broadcast or grow memory without bound.
+/// Frames are complete, pre-encoded WebSocket frames that the hub encoded once for everyone; they are
+/// handed straight to the channel core on the connection's event loop (what the pipeline's head does with
+/// any write), so a broadcast costs one `write` per client and no per-client copy or encoding. The
+/// outbound queue is the channel's own write buffer, bounded by its high-water mark: a client whose buffer
+/// passes it is too slow and is disconnected, so it can never hold up the broadcast or grow memory without
+/// bound.
 public final class HubConnection: Sendable {
     /// Outcome of writing one frame.
     enum WriteResult {
@@ -22,12 +24,14 @@ public final class HubConnection: Sendable {
     public let id: UInt64
     public let topic: String
     let channel: any Channel
-    /// The context of the channel's `WebSocketFrameEncoder`: writing through it skips the encoder, which
-    /// would otherwise copy every frame. Touched only on the channel's event loop.
-    private let rawWriter: NIOLoopBoundBox<ChannelHandlerContext?>
-    /// Pings sent since the client was last heard from. Touched only on the channel's event loop.
-    private let unansweredPings: NIOLoopBoundBox<Int>
+    /// Only read and written on `channel.eventLoop` (every caller runs there: `prepareOnLoop`,
+    /// `writeOnLoop`, `heartbeatOnLoop`, `heardFromClientOnLoop`), so no two threads ever touch it.
+    nonisolated(unsafe) private var core: (any ChannelCore)?
+    /// Pings sent since the client was last heard from; confined to `channel.eventLoop` like `core`.
+    nonisolated(unsafe) private var unansweredPings = 0
     private let filter: Mutex<EventFilter>
+    /// Mirrors `filter == .everything`, so the common case skips the lock on every broadcast.
+    private let acceptsEverything: Atomic<Bool>
     private let closing = Atomic<Bool>(false)
     private let closeHandler: @Sendable (WebSocketErrorCode, String) async -> Void
 
@@ -36,15 +40,14 @@ public final class HubConnection: Sendable {
         self.id = id
         self.topic = topic
         self.channel = channel
-        self.rawWriter = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
-        self.unansweredPings = .makeBoxSendingValue(0, eventLoop: channel.eventLoop)
         self.filter = Mutex(filter)
+        self.acceptsEverything = Atomic(filter == .everything)
         self.closeHandler = closeHandler
     }
 
     /// Whether the connection wants events of `type` (frames without a type always go out).
     func accepts(_ type: String?) -> Bool {
-        guard let type else { return true }
+        guard let type, !acceptsEverything.load(ordering: .relaxed) else { return true }
         return filter.withLock { $0.accepts(type) }
     }
 
@@ -52,17 +55,18 @@ public final class HubConnection: Sendable {
     public func updateFilter(_ change: (inout EventFilter) -> Void) -> EventFilter {
         filter.withLock { filter in
             change(&filter)
+            acceptsEverything.store(filter == .everything, ordering: .relaxed)
             return filter
         }
     }
 
     public var isClosing: Bool { closing.load(ordering: .relaxed) }
 
-    /// Finds the frame encoder, installs the heartbeat observer and bounds the write buffer. Must run on
-    /// the channel's event loop.
+    /// Installs the heartbeat observer and bounds the write buffer. Must run on the channel's event loop.
     func prepareOnLoop(maxQueuedBytes: Int) {
+        channel.eventLoop.assertInEventLoop()
+        core = channel._channelCore
         let pipeline = channel.pipeline.syncOperations
-        rawWriter.value = try? pipeline.context(handlerType: WebSocketFrameEncoder.self)
         if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
             try? pipeline.addHandler(HeartbeatObserver(connection: self), position: .after(decoder.handler))
         }
@@ -72,29 +76,23 @@ public final class HubConnection: Sendable {
 
     /// Writes and flushes one complete encoded frame. Must run on the channel's event loop.
     func writeOnLoop(_ frame: ByteBuffer) -> WriteResult {
-        guard !isClosing else { return .closed }
-        if let context = rawWriter.value {
-            context.write(NIOAny(frame), promise: nil)
-            context.flush()
-        } else {
-            // No encoder found (should not happen): decode the header back into a frame for the pipeline.
-            guard let decoded = Self.decodeFrame(frame) else { return .closed }
-            channel.writeAndFlush(decoded, promise: nil)
-        }
+        guard !isClosing, let core else { return .closed }
+        core.write0(NIOAny(frame), promise: nil)
+        core.flush0()
         return channel.isWritable ? .sent : .slow
     }
 
     /// The client sent a frame (a pong, usually): it is alive. Runs on the channel's event loop.
     func heardFromClientOnLoop() {
-        unansweredPings.value = 0
+        unansweredPings = 0
     }
 
     /// One heartbeat tick on the channel's event loop: `false` when the client has left `limit` pings
     /// unanswered (the caller closes it); otherwise sends `ping` and answers `true`.
     func heartbeatOnLoop(ping: ByteBuffer, limit: Int) -> Bool {
         guard !isClosing else { return true }
-        if unansweredPings.value >= limit { return false }
-        unansweredPings.value += 1
+        if unansweredPings >= limit { return false }
+        unansweredPings += 1
         return writeOnLoop(ping) != .closed
     }
 
@@ -110,16 +108,6 @@ public final class HubConnection: Sendable {
         let channel = self.channel
         Task { await closeHandler(code, reason) }
         channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
-    }
-
-    private static func decodeFrame(_ bytes: ByteBuffer) -> WebSocketFrame? {
-        var bytes = bytes
-        guard let first: UInt8 = bytes.readInteger(), let second: UInt8 = bytes.readInteger() else { return nil }
-        var length = Int(second & 0x7f)
-        if length == 126 { length = Int(bytes.readInteger(as: UInt16.self) ?? 0) }
-        else if length == 127 { length = Int(bytes.readInteger(as: UInt64.self) ?? 0) }
-        guard let data = bytes.readSlice(length: length) else { return nil }
-        return WebSocketFrame(fin: true, opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0f) ?? .text, data: data)
     }
 }
 

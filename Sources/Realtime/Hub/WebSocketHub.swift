@@ -21,13 +21,30 @@ import Synchronization
 public final class WebSocketHub: Service, Sendable {
     struct LoopBucket {
         let loop: any EventLoop
-        var connections: [UInt64: HubConnection] = [:]
+        var connections: [UInt64: HubConnection] = [:] {
+            didSet { list = nil }
+        }
+        /// `connections` as an array, rebuilt on the first broadcast after a change: iterating it is much
+        /// cheaper than iterating the dictionary, and connection storms do not rebuild it each time.
+        var list: ContiguousArray<HubConnection>?
     }
 
     struct Topic {
         var buckets: [ObjectIdentifier: LoopBucket] = [:]
         var history: HistoryRing?
         var count = 0
+
+        /// Records `frame` in the history and hands each loop's connections to `enqueue`.
+        mutating func prepareBroadcast(_ frame: ByteBuffer, at now: Date,
+                                       enqueue: (any EventLoop, ContiguousArray<HubConnection>) -> Void) {
+            history?.append(frame, at: now)
+            for key in Array(buckets.keys) {
+                guard let bucket = buckets[key], !bucket.connections.isEmpty else { continue }
+                let list = bucket.list ?? ContiguousArray(bucket.connections.values)
+                if bucket.list == nil { buckets[key]?.list = list }
+                enqueue(bucket.loop, list)
+            }
+        }
     }
 
     struct State {
@@ -134,31 +151,24 @@ public final class WebSocketHub: Service, Sendable {
     public func broadcast(frame: ByteBuffer, to topic: String, eventType: String? = nil) {
         let now = clock.now()
         state.withLock { state in
-            guard var entry = state.topics[topic] else {
-                if let policy = policy(for: topic) {
-                    var fresh = Topic(history: HistoryRing(policy: policy))
-                    fresh.history?.append(frame, at: now)
-                    state.topics[topic] = fresh
-                }
-                return
+            if state.topics[topic] == nil {
+                guard let policy = policy(for: topic) else { return }
+                state.topics[topic] = Topic(history: HistoryRing(policy: policy))
             }
-            if entry.history != nil {
-                entry.history?.append(frame, at: now)
-                state.topics[topic] = entry
-            }
-            for bucket in entry.buckets.values where !bucket.connections.isEmpty {
-                // Enqueued under the lock, so every loop runs broadcasts in the same order.
-                bucket.loop.execute { self.deliver(frame, eventType: eventType, to: bucket.connections) }
+            // Mutated in place (no copy of the history or the buckets); the loop tasks are enqueued under
+            // the lock, so every loop runs broadcasts in the same order.
+            state.topics[topic]?.prepareBroadcast(frame, at: now) { loop, connections in
+                loop.execute { self.deliver(frame, eventType: eventType, to: connections) }
             }
         }
     }
 
     /// Runs on one event loop: writes the frame to each of that loop's connections on the topic.
-    private func deliver(_ frame: ByteBuffer, eventType: String?, to connections: [UInt64: HubConnection]) {
+    private func deliver(_ frame: ByteBuffer, eventType: String?, to connections: ContiguousArray<HubConnection>) {
         var sent = 0
         var skipped = 0
         var slow: [HubConnection] = []
-        for connection in connections.values {
+        for connection in connections {
             guard connection.accepts(eventType) else { continue }
             switch connection.writeOnLoop(frame) {
             case .sent: sent += 1
