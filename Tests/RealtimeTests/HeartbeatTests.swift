@@ -12,7 +12,7 @@ import Testing
 
 @Suite struct HeartbeatTests {
     @Test func aClientThatNeverAnswersPingsIsClosedWhileAnsweringClientsStay() async throws {
-        let hub = WebSocketHub(maxQueuedBytes: 1 << 20, pingInterval: .milliseconds(150), logger: Logger(label: "test"),
+        let hub = WebSocketHub(maxQueuedBytes: 1 << 20, pingInterval: .milliseconds(400), logger: Logger(label: "test"),
                                metrics: NOOPMetricsHandler.instance)
         let router = Router(context: HubRequestContext.self)
         let session = WebSocketSession(hub: hub, maxMessageSize: 1 << 16)
@@ -31,7 +31,7 @@ import Testing
             let silent = try SlowSocketClient(port: client.port!, path: "/live")
             defer { silent.close() }
             try await eventually("both registered") { hub.connectionCount(topic: "live") == 2 }
-            // Two unanswered pings (about 300 ms), then the next tick closes the silent client.
+            // Two unanswered pings (about 800 ms), then the next tick closes the silent client.
             try await eventually("silent client closed", within: 10) { hub.connectionCount(topic: "live") == 1 }
             try await eventually("silent client's socket closed", within: 10) { silent.serverHasClosed() }
             // The answering client is still served after many ping rounds.
