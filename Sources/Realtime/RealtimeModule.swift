@@ -1,5 +1,6 @@
 import HubCore
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -8,6 +9,8 @@ import ServiceLifecycle
 /// and the upstream event endpoint.
 public struct RealtimeModule: Sendable {
     public let hub: WebSocketHub
+    /// The hub's WebSocket endpoints; every module adds its own.
+    public let webSockets = HubWebSocketRoutes()
     let bus: EventBus
     let configuration: HubConfiguration
 
@@ -24,8 +27,13 @@ public struct RealtimeModule: Sendable {
     public func addRoutes(to router: Router<HubRequestContext>) {
         EventsController(
             hub: hub, bus: bus, serviceKeys: ServiceKeyValidator(keys: configuration.serviceKeys),
-            maxBodySize: configuration.maxBodySize, maxMessageSize: configuration.webSocketMaxFrameSize
-        ).addRoutes(to: router)
+            maxBodySize: configuration.maxBodySize
+        ).addRoutes(to: router, webSockets: webSockets)
+    }
+
+    /// The HTTP server: HTTP/1.1 for every route, task-free WebSockets for the hub's endpoints.
+    public var server: HTTPServerBuilder {
+        .hub(routes: webSockets, hub: hub, maxFrameSize: configuration.webSocketMaxFrameSize)
     }
 
     /// Services that run inside the application: the bus-to-/events forwarder. The hub itself must shut

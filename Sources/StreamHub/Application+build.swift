@@ -2,7 +2,6 @@ import Foundation
 import HubCore
 import HubStore
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import Metrics
 import Prometheus
@@ -99,12 +98,6 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
     MetricsController(registry: registry).addRoutes(to: router)
     realtime.addRoutes(to: router)
 
-    let webSocket = WebSocketServerConfiguration(
-        maxFrameSize: configuration.webSocketMaxFrameSize,
-        // The hub pings every client itself (one timer, not one task per connection).
-        autoPing: .disabled,
-        closeTimeout: .seconds(5)
-    )
     let address = configuration.host.hasPrefix("/")
         ? BindAddress.unixDomainSocket(path: configuration.host)
         : BindAddress.hostname(configuration.host, port: configuration.port)
@@ -113,7 +106,7 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
     services += realtime.services
     let app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: webSocket)),
+        server: realtime.server,
         configuration: .init(address: address, serverName: "StreamHub/\(streamHubVersion)", backlog: 4096),
         services: services,
         onServerRunning: { channel in

@@ -3,7 +3,6 @@ import HubCore
 import HubTestSupport
 import Hummingbird
 import HummingbirdTesting
-import HummingbirdWebSocket
 import Logging
 import Metrics
 import NIOCore
@@ -14,14 +13,14 @@ import Testing
     @Test func aClientThatNeverAnswersPingsIsClosedWhileAnsweringClientsStay() async throws {
         let hub = WebSocketHub(maxQueuedBytes: 1 << 20, pingInterval: .milliseconds(400), logger: Logger(label: "test"),
                                metrics: NOOPMetricsHandler.instance)
-        let router = Router(context: HubRequestContext.self)
-        let session = WebSocketSession(hub: hub, maxMessageSize: 1 << 16)
-        router.ws("/live") { inbound, outbound, context in
-            try await session.run(topic: "live", inbound: inbound, outbound: outbound, context: context) { text, connection in
+        let routes = HubWebSocketRoutes()
+        routes.add("/live") { _, _ in
+            HubWebSocketRoutes.Accepted(topic: "live") { text, connection in
                 connection.send(WebSocketWire.textFrame(ByteBuffer(string: "echo:" + text)))
             }
         }
-        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(autoPing: .disabled))),
+        let router = Router(context: HubRequestContext.self)
+        let app = Application(router: router, server: .hub(routes: routes, hub: hub, maxFrameSize: 1 << 16),
                               configuration: .init(address: .hostname("127.0.0.1", port: 0)), services: [hub])
         try await app.test(.live) { client in
             let answering = WebSocketProbe(port: client.port!, path: "/live")

@@ -3,7 +3,6 @@ import HubCore
 import HubTestSupport
 import Hummingbird
 import HummingbirdTesting
-import HummingbirdWebSocket
 import Logging
 import Metrics
 import NIOCore
@@ -15,15 +14,15 @@ import Testing
     func withReplayApp(clock: ManualWallClock, _ body: @Sendable (WebSocketHub, any TestClientProtocol) async throws -> Void) async throws {
         let hub = WebSocketHub(maxQueuedBytes: 1 << 20, historyPolicies: [("replay:", 10, 300)], clock: clock,
                                logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
-        let router = Router(context: HubRequestContext.self)
-        let session = WebSocketSession(hub: hub, maxMessageSize: 1 << 16)
-        router.ws("/replay") { inbound, outbound, context in
-            try await session.run(topic: "replay:room", initialFrames: [WebSocketWire.textFrame(ByteBuffer(string: "welcome"))],
-                                  inbound: inbound, outbound: outbound, context: context) { text, connection in
+        let routes = HubWebSocketRoutes()
+        routes.add("/replay") { _, _ in
+            HubWebSocketRoutes.Accepted(topic: "replay:room", initialFrames: [WebSocketWire.textFrame(ByteBuffer(string: "welcome"))]) { text, connection in
                 connection.send(WebSocketWire.textFrame(ByteBuffer(string: "echo:" + text)))
             }
         }
-        let app = Application(router: router, server: .http1WebSocketUpgrade(webSocketRouter: router), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let router = Router(context: HubRequestContext.self)
+        let app = Application(router: router, server: .hub(routes: routes, hub: hub, maxFrameSize: 1 << 16),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in try await body(hub, client) }
     }
 

@@ -33,16 +33,13 @@ public final class HubConnection: Sendable {
     /// Mirrors `filter == .everything`, so the common case skips the lock on every broadcast.
     private let acceptsEverything: Atomic<Bool>
     private let closing = Atomic<Bool>(false)
-    private let closeHandler: @Sendable (WebSocketErrorCode, String) async -> Void
 
-    init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter,
-         closeHandler: @escaping @Sendable (WebSocketErrorCode, String) async -> Void) {
+    init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter) {
         self.id = id
         self.topic = topic
         self.channel = channel
         self.filter = Mutex(filter)
         self.acceptsEverything = Atomic(filter == .everything)
-        self.closeHandler = closeHandler
     }
 
     /// Whether the connection wants events of `type` (frames without a type always go out).
@@ -62,14 +59,10 @@ public final class HubConnection: Sendable {
 
     public var isClosing: Bool { closing.load(ordering: .relaxed) }
 
-    /// Installs the heartbeat observer and bounds the write buffer. Must run on the channel's event loop.
+    /// Bounds the write buffer. Must run on the channel's event loop.
     func prepareOnLoop(maxQueuedBytes: Int) {
         channel.eventLoop.assertInEventLoop()
         core = channel._channelCore
-        let pipeline = channel.pipeline.syncOperations
-        if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<WebSocketFrameDecoder>.self) {
-            try? pipeline.addHandler(HeartbeatObserver(connection: self), position: .after(decoder.handler))
-        }
         let low = max(1024, maxQueuedBytes / 2)
         try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: maxQueuedBytes))
     }
@@ -80,6 +73,26 @@ public final class HubConnection: Sendable {
         core.write0(NIOAny(frame), promise: nil)
         core.flush0()
         return channel.isWritable ? .sent : .slow
+    }
+
+    /// Writes a frame meant for this client alone (a pong, an error frame). Runs on the channel's event loop.
+    func writeControlOnLoop(_ frame: ByteBuffer) {
+        _ = writeOnLoop(frame)
+    }
+
+    /// Writes a close frame even while closing (it is the last frame). Runs on the channel's event loop.
+    func writeCloseOnLoop(code: UInt16, reason: String) {
+        guard let core else { return }
+        var payload = ByteBuffer()
+        payload.writeInteger(code)
+        payload.writeString(String(reason.utf8.prefix(120)) ?? "")
+        core.write0(NIOAny(WebSocketWire.frame(opcode: 0x8, payload: payload)), promise: nil)
+        core.flush0()
+    }
+
+    /// Stops further writes without sending anything (the client started the closing handshake).
+    func markClosing() {
+        closing.store(true, ordering: .relaxed)
     }
 
     /// The client sent a frame (a pong, usually): it is alive. Runs on the channel's event loop.
@@ -101,13 +114,17 @@ public final class HubConnection: Sendable {
         channel.eventLoop.execute { _ = self.writeOnLoop(frame) }
     }
 
-    /// Starts closing: no more frames are written, a close frame with `code` goes out through the
-    /// WebSocket handler, and the socket is closed outright if the client has not finished within `grace`.
+    /// Starts the closing handshake: no more frames are written, a close frame with `code` goes out, and
+    /// the socket is closed when the client answers, or outright after `grace`.
     func beginClose(_ code: WebSocketErrorCode, reason: String, grace: TimeAmount = .seconds(3)) {
         guard !closing.exchange(true, ordering: .relaxed) else { return }
         let channel = self.channel
-        Task { await closeHandler(code, reason) }
-        channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+        channel.eventLoop.execute {
+            var encoded = ByteBuffer()
+            encoded.write(webSocketErrorCode: code)
+            self.writeCloseOnLoop(code: encoded.readInteger(as: UInt16.self) ?? 1000, reason: reason)
+            channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
+        }
     }
 }
 

@@ -53,7 +53,7 @@ public final class WebSocketHub: Service, Sendable {
         var total = 0
     }
 
-    /// Thrown by ``connect(channel:topic:filter:initialFrames:replayHistory:onClose:)`` once shutdown began.
+    /// Thrown when a connection arrives after shutdown began.
     public struct ShuttingDown: Error {}
 
     private let state = Mutex(State())
@@ -87,39 +87,30 @@ public final class WebSocketHub: Service, Sendable {
         self.metrics = HubMetrics(factory: metrics)
     }
 
-    /// Registers a connection on `topic`. On the channel's event loop, and before any broadcast can reach
-    /// it, it writes `initialFrames` and then (if asked) the topic's history.
+    /// Registers a freshly upgraded connection. Runs on the channel's event loop, before the channel reads
+    /// anything else: it writes the accepted route's initial frames and then (if asked) the topic's
+    /// history, and no broadcast can reach the connection before those.
     ///
-    /// - Parameter onClose: closes the WebSocket with a code and reason (the hub calls it for slow clients
-    ///   and at shutdown).
     /// - Throws: ``ShuttingDown`` once the hub stopped accepting connections.
-    public func connect(
-        channel: any Channel,
-        topic: String,
-        filter: EventFilter = .everything,
-        initialFrames: [ByteBuffer] = [],
-        replayHistory: Bool = true,
-        onClose: @escaping @Sendable (WebSocketErrorCode, String) async -> Void
-    ) async throws -> HubConnection {
+    func attachOnLoop(channel: any Channel, accepted: HubWebSocketRoutes.Accepted) throws -> HubConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        let connection = HubConnection(id: id, topic: topic, channel: channel, filter: filter, closeHandler: onClose)
-        try await channel.eventLoop.submit {
-            connection.prepareOnLoop(maxQueuedBytes: self.maxQueuedBytes)
-            let now = self.clock.now()
-            let history = try self.state.withLock { state -> [ByteBuffer] in
-                guard state.accepting else { throw ShuttingDown() }
-                var entry = state.topics[topic] ?? self.makeTopic(topic)
-                entry.buckets[ObjectIdentifier(channel.eventLoop), default: LoopBucket(loop: channel.eventLoop)].connections[id] = connection
-                entry.count += 1
-                state.total += 1
-                let history = replayHistory ? (entry.history?.frames(at: now) ?? []) : []
-                state.topics[topic] = entry
-                return history
-            }
-            for frame in initialFrames + history {
-                _ = connection.writeOnLoop(frame)
-            }
-        }.get()
+        let connection = HubConnection(id: id, topic: accepted.topic, channel: channel, filter: accepted.filter)
+        connection.prepareOnLoop(maxQueuedBytes: maxQueuedBytes)
+        let now = clock.now()
+        let topic = accepted.topic
+        let history = try state.withLock { state -> [ByteBuffer] in
+            guard state.accepting else { throw ShuttingDown() }
+            var entry = state.topics.removeValue(forKey: topic) ?? makeTopic(topic)
+            entry.buckets[ObjectIdentifier(channel.eventLoop), default: LoopBucket(loop: channel.eventLoop)].connections[id] = connection
+            entry.count += 1
+            state.total += 1
+            let history = accepted.replayHistory ? (entry.history?.frames(at: now) ?? []) : []
+            state.topics[topic] = entry
+            return history
+        }
+        for frame in accepted.initialFrames + history {
+            _ = connection.writeOnLoop(frame)
+        }
         metrics.connected(topic: topic)
         return connection
     }

@@ -15,19 +15,18 @@ struct EventsController {
     let bus: EventBus
     let serviceKeys: ServiceKeyValidator
     let maxBodySize: Int
-    let maxMessageSize: Int
 
-    func addRoutes(to router: Router<HubRequestContext>) {
-        let session = WebSocketSession(hub: hub, maxMessageSize: maxMessageSize)
-        router.ws("/events") { request, _ in
+    func addRoutes(to router: Router<HubRequestContext>, webSockets: HubWebSocketRoutes) {
+        webSockets.add("/events") { uri, _ in
+            HubWebSocketRoutes.Accepted(
+                topic: Self.topic, filter: try Self.initialFilter(uri.queryParameters["types"].map(String.init)),
+                replayHistory: false, onText: Self.handleClientMessage)
+        }
+        // Reached by requests that are not (valid) WebSocket upgrades: answer why.
+        router.get("/events") { request, _ -> Response in
             _ = try Self.initialFilter(request.uri.queryParameters["types"].map(String.init))
-            return .upgrade([:])
-        } onUpgrade: { inbound, outbound, context in
-            let filter = (try? Self.initialFilter(context.request.uri.queryParameters["types"].map(String.init))) ?? .everything
-            try await session.run(topic: Self.topic, filter: filter, replayHistory: false,
-                                  inbound: inbound, outbound: outbound, context: context) { text, connection in
-                Self.handleClientMessage(text, connection: connection)
-            }
+            throw HubError(.upgradeRequired, code: "upgrade_required", message: "/events is a WebSocket endpoint; connect with a WebSocket client",
+                           headers: [.upgrade: "websocket", .connection: "Upgrade"])
         }
         router.post("/api/v1/events") { request, context in
             try await publish(request, context: context)
@@ -51,7 +50,7 @@ struct EventsController {
     }
 
     /// Handles `{"subscribe":[…]}` / `{"unsubscribe":[…]}`; anything else gets an error frame.
-    static func handleClientMessage(_ text: String, connection: HubConnection) {
+    @Sendable static func handleClientMessage(_ text: String, connection: HubConnection) {
         struct Command: Decodable {
             let subscribe: [String]?
             let unsubscribe: [String]?

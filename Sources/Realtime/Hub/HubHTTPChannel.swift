@@ -1,0 +1,107 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import Synchronization
+
+/// The server's child channel: HTTP/1.1 for every route, and a WebSocket upgrade for the hub's routes
+/// that leaves no task behind.
+///
+/// Hummingbird keeps one task per WebSocket for as long as it is open; its async call chain alone holds
+/// about 16 KB per connection. Here an accepted upgrade installs ``HubWebSocketHandler`` in the channel
+/// pipeline and registers the connection with the hub, both on the event loop, and the connection's task
+/// ends: the connection lives on as the channel and its few handlers. Everything else (plain HTTP, refused
+/// upgrades) is Hummingbird's HTTP/1.1 handling, unchanged.
+public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case webSocket
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
+
+    public struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        public let channel: any Channel
+    }
+
+    public let responder: HTTPChannelHandler.Responder
+    let routes: HubWebSocketRoutes
+    let hub: WebSocketHub
+    let maxFrameSize: Int
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // Carries the route's decision from `shouldUpgrade` to the pipeline handler of the same request.
+            let decision = Mutex<HubWebSocketRoutes.Accepted?>(nil)
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: maxFrameSize,
+                enableAutomaticErrorHandling: true,
+                shouldUpgrade: { channel, head in
+                    let uri = URI(head.uri)
+                    guard let decide = routes.route(for: uri.path) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                    promise.completeWithTask {
+                        guard let accepted = try? await decide(uri, head.headers) else { return nil }
+                        decision.withLock { $0 = accepted }
+                        return HTTPHeaders()
+                    }
+                    return promise.futureResult
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let accepted = decision.withLock({ $0 }) else { throw WebSocketHub.ShuttingDown() }
+                        let connection = try hub.attachOnLoop(channel: channel, accepted: accepted)
+                        try channel.pipeline.syncOperations.addHandler(
+                            HubWebSocketHandler(connection: connection, hub: hub, onText: accepted.onText, maxMessageSize: maxFrameSize))
+                        return UpgradeResult.webSocket
+                    }
+                }
+            )
+            let configuration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                        return UpgradeResult.http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: configuration)
+            pipeline.enablePipelining = false  // NIOAsyncChannel serialises requests
+            pipeline.enableErrorHandling = false  // Hummingbird answers errors
+            pipeline.enableResponseHeaderValidation = false  // HTTPTypes validates already
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .webSocket:
+                return  // the hub owns the connection now; nothing waits on it
+            }
+        } catch let error as ChannelError where error == .inputClosed {
+            logger.trace("connection closed before the upgrade decision")
+        } catch {
+            logger.debug("upgrade failed", metadata: ["error": "\(error)"])
+            try? await value.channel.close()
+        }
+    }
+}
+
+extension HTTPServerBuilder {
+    /// HTTP/1.1 with task-free WebSocket upgrades for the hub's routes.
+    public static func hub(routes: HubWebSocketRoutes, hub: WebSocketHub, maxFrameSize: Int) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            HubHTTPChannel(responder: responder, routes: routes, hub: hub, maxFrameSize: maxFrameSize)
+        }
+    }
+}

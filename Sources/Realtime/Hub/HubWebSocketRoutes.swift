@@ -1,0 +1,46 @@
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The WebSocket endpoints served by the hub, by exact path. A request to one of these paths that asks
+/// for a WebSocket upgrade is decided by its route; a refused or non-WebSocket request falls through to the
+/// HTTP router, whose route for the same path answers with the JSON error.
+public final class HubWebSocketRoutes: Sendable {
+    /// What an accepted upgrade becomes.
+    public struct Accepted: Sendable {
+        public var topic: String
+        public var filter: EventFilter
+        /// Frames sent before anything else (a welcome message, the current state).
+        public var initialFrames: [ByteBuffer]
+        public var replayHistory: Bool
+        /// Handles one client text message on the connection's event loop; it must not block.
+        public var onText: @Sendable (String, HubConnection) -> Void
+
+        public init(topic: String, filter: EventFilter = .everything, initialFrames: [ByteBuffer] = [],
+                    replayHistory: Bool = true, onText: @escaping @Sendable (String, HubConnection) -> Void = { _, _ in }) {
+            self.topic = topic
+            self.filter = filter
+            self.initialFrames = initialFrames
+            self.replayHistory = replayHistory
+            self.onText = onText
+        }
+    }
+
+    /// Decides an upgrade request: the accepted connection, or `nil` to refuse it.
+    public typealias Decide = @Sendable (_ uri: URI, _ headers: HTTPHeaders) async throws -> Accepted?
+
+    private let routes = Mutex<[String: Decide]>([:])
+
+    public init() {}
+
+    /// Serves WebSockets at `path` (exact match, without the query).
+    public func add(_ path: String, decide: @escaping Decide) {
+        routes.withLock { $0[path] = decide }
+    }
+
+    func route(for path: String) -> Decide? {
+        routes.withLock { $0[path] }
+    }
+}
