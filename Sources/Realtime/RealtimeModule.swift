@@ -38,5 +38,5 @@ public struct RealtimeModule: Sendable {
 
     /// Services that run inside the application: the bus-to-/events forwarder. The hub itself must shut
     /// down before the HTTP server (so clients get 1001) and is run by the composition root.
-    public var services: [any Service] { [EventsForwarder(bus: bus, hub: hub)] }
+    public var services: [any Service] { [EventsForwarder(bus: bus, hub: hub, topic: EventsController.topic)] }
 }

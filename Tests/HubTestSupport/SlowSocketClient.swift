@@ -54,3 +54,44 @@ public final class SlowSocketClient: @unchecked Sendable {
         if descriptor >= 0 { _ = Glibc.close(descriptor); descriptor = -1 }
     }
 }
+
+/// Sends `request` as raw bytes over a fresh TCP connection and answers everything the server writes until
+/// it has sent one complete response or closed the connection (or `seconds` pass), for requests no HTTP client library would send.
+public func rawHTTPExchange(port: Int, request: String, seconds: Int = 10) throws -> String {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+    defer { _ = Glibc.close(descriptor) }
+    var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("connect() failed") }
+    let bytes = Array(request.utf8)
+    var sent = 0
+    while sent < bytes.count {
+        let count = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if count <= 0 { break }  // the server may close before reading everything
+        sent += count
+    }
+    var response = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        response += buffer[0..<count]
+        // Stop at the end of one complete response (headers plus Content-Length bytes).
+        let text = String(decoding: response, as: UTF8.self)
+        if let end = text.range(of: "\r\n\r\n") {
+            let head = text[..<end.lowerBound].lowercased()
+            let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+            if text.utf8.count - text[..<end.upperBound].utf8.count >= length { break }
+        }
+    }
+    return String(decoding: response, as: UTF8.self)
+}

@@ -49,6 +49,21 @@ func errorCode(_ response: TestResponse) throws -> String {
         }
     }
 
+    @Test func oversizedHeadersAreRefused() async throws {
+        try await withTestApplication { _, client in
+            let port = client.port!
+            let big = String(repeating: "x", count: 100_000)
+            let answer = try await Task.detached {
+                try rawHTTPExchange(port: port, request: "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n")
+            }.value
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "got: \(answer.prefix(60))")
+            let normal = try await Task.detached {
+                try rawHTTPExchange(port: port, request: "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            }.value
+            #expect(normal.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+
     @Test func metricsParseAsPrometheusText() async throws {
         try await withTestApplication { _, client in
             _ = try await client.execute(uri: "/health", method: .get)

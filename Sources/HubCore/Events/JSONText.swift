@@ -21,7 +21,7 @@ public enum JSONText {
         return text + "}"
     }
 
-    static func render(_ value: Value) -> String {
+    public static func render(_ value: Value) -> String {
         switch value {
         case .string(let string): return quote(string)
         case .int(let int): return String(int)

@@ -35,12 +35,18 @@ public struct Principal: Sendable, Equatable {
     public var kind: Kind
     public var id: String
     public var role: String
+    /// A readable name for logs and the audit trail (an email, an API key's name).
+    public var name: String
 
-    public init(kind: Kind, id: String, role: String) {
+    public init(kind: Kind, id: String, role: String, name: String = "") {
         self.kind = kind
         self.id = id
         self.role = role
+        self.name = name
     }
+
+    /// How the audit log names this principal, e.g. `user:ada@example.org`, `api_key:checker`.
+    public var actor: String { "\(kind.rawValue):\(name.isEmpty ? id : name)" }
 }
 
 /// Request ids: 16 random bytes in hex.

@@ -57,6 +57,9 @@ public final class HubConnection: Sendable {
         }
     }
 
+    /// The event loop the connection lives on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     public var isClosing: Bool { closing.load(ordering: .relaxed) }
 
     /// Bounds the write buffer. Must run on the channel's event loop.
@@ -112,6 +115,11 @@ public final class HubConnection: Sendable {
     /// Sends one frame to this connection only, in order with broadcasts.
     public func send(_ frame: ByteBuffer) {
         channel.eventLoop.execute { _ = self.writeOnLoop(frame) }
+    }
+
+    /// Closes the connection with an application close code (e.g. 4401) and a short reason.
+    public func close(code: UInt16, reason: String) {
+        beginClose(WebSocketErrorCode(codeNumber: Int(code)), reason: String(reason.utf8.prefix(120)) ?? "")
     }
 
     /// Starts the closing handshake: no more frames are written, a close frame with `code` goes out, and

@@ -55,7 +55,9 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                         guard let accepted = decision.withLock({ $0 }) else { throw WebSocketHub.ShuttingDown() }
                         let connection = try hub.attachOnLoop(channel: channel, accepted: accepted)
                         try channel.pipeline.syncOperations.addHandler(
-                            HubWebSocketHandler(connection: connection, hub: hub, onText: accepted.onText, maxMessageSize: maxFrameSize))
+                            HubWebSocketHandler(connection: connection, hub: hub, onText: accepted.onText, maxMessageSize: maxFrameSize,
+                                                onClose: accepted.onClose))
+                        accepted.afterAttach?(connection)
                         return UpgradeResult.webSocket
                     }
                 }
@@ -73,8 +75,13 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             )
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: configuration)
             pipeline.enablePipelining = false  // NIOAsyncChannel serialises requests
-            pipeline.enableErrorHandling = false  // Hummingbird answers errors
+            pipeline.enableErrorHandling = true  // malformed or oversized requests get 400 and a close
             pipeline.enableResponseHeaderValidation = false  // HTTPTypes validates already
+            // The same header limits as Hummingbird's own HTTP/1.1 channel.
+            let limits = HTTP1Channel.Configuration().httpDecoder
+            pipeline.decoderConfiguration.maxHeaderFieldSize = limits.maxHeaderFieldSize
+            pipeline.decoderConfiguration.maxHeaderListSize = limits.maxHeaderListSize
+            pipeline.decoderConfiguration.maxHeaderFieldCount = limits.maxHeaderFieldCount
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
             return Value(upgradeResult: result, channel: channel)
         }

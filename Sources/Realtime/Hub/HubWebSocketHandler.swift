@@ -12,11 +12,14 @@ final class HubWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let hub: WebSocketHub
     private let onText: @Sendable (String, HubConnection) -> Void
     private let maxMessageSize: Int
+    private let onClose: (@Sendable (HubConnection) -> Void)?
     private var message: ByteBuffer?
     private var messageIsText = false
 
-    init(connection: HubConnection, hub: WebSocketHub, onText: @escaping @Sendable (String, HubConnection) -> Void, maxMessageSize: Int) {
+    init(connection: HubConnection, hub: WebSocketHub, onText: @escaping @Sendable (String, HubConnection) -> Void, maxMessageSize: Int,
+         onClose: (@Sendable (HubConnection) -> Void)? = nil) {
         self.connection = connection
+        self.onClose = onClose
         self.hub = hub
         self.onText = onText
         self.maxMessageSize = maxMessageSize
@@ -74,6 +77,7 @@ final class HubWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         hub.disconnect(connection)
+        onClose?(connection)
         context.fireChannelInactive()
     }
 

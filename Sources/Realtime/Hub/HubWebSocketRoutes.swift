@@ -17,14 +17,22 @@ public final class HubWebSocketRoutes: Sendable {
         public var replayHistory: Bool
         /// Handles one client text message on the connection's event loop; it must not block.
         public var onText: @Sendable (String, HubConnection) -> Void
+        /// Called once the connection is registered and its initial frames are written, on its event loop;
+        /// it must not block (start a task for anything slow).
+        public var afterAttach: (@Sendable (HubConnection) -> Void)?
+        /// Called once when the connection has gone, on its event loop.
+        public var onClose: (@Sendable (HubConnection) -> Void)?
 
         public init(topic: String, filter: EventFilter = .everything, initialFrames: [ByteBuffer] = [],
-                    replayHistory: Bool = true, onText: @escaping @Sendable (String, HubConnection) -> Void = { _, _ in }) {
+                    replayHistory: Bool = true, onText: @escaping @Sendable (String, HubConnection) -> Void = { _, _ in },
+                    afterAttach: (@Sendable (HubConnection) -> Void)? = nil, onClose: (@Sendable (HubConnection) -> Void)? = nil) {
             self.topic = topic
             self.filter = filter
             self.initialFrames = initialFrames
             self.replayHistory = replayHistory
             self.onText = onText
+            self.afterAttach = afterAttach
+            self.onClose = onClose
         }
     }
 

@@ -2,19 +2,31 @@ import HubCore
 import NIOCore
 import ServiceLifecycle
 
-/// Forwards every event on the bus to `WS /events` clients, encoded once as `{"event": type, …fields}`.
-struct EventsForwarder: Service {
+/// Forwards bus events to the WebSocket clients of one hub topic, each encoded once as
+/// `{"event": type, …fields}`: every event (`WS /events`), or only the listed types.
+public struct EventsForwarder: Service {
     let bus: EventBus
     let hub: WebSocketHub
+    let topic: String
+    let types: Set<String>?
 
-    func run() async throws {
-        for await envelope in bus.subscribe().cancelOnGracefulShutdown() {
-            hub.broadcast(frame: Self.frame(for: envelope), to: EventsController.topic, eventType: envelope.type)
+    public init(bus: EventBus, hub: WebSocketHub, topic: String, types: Set<String>? = nil) {
+        self.bus = bus
+        self.hub = hub
+        self.topic = topic
+        self.types = types
+    }
+
+    public func run() async throws {
+        for await envelope in bus.subscribe(types: types).cancelOnGracefulShutdown() {
+            // `internal.*` events coordinate instances (a revoked token, say) and are never shown to clients.
+            if types == nil && envelope.type.hasPrefix("internal.") { continue }
+            hub.broadcast(frame: Self.frame(for: envelope), to: topic, eventType: envelope.type)
         }
     }
 
     /// Splices `"event":"<type>"` in front of the payload's fields without re-encoding them.
-    static func frame(for envelope: EventEnvelope) -> ByteBuffer {
+    public static func frame(for envelope: EventEnvelope) -> ByteBuffer {
         var payload = envelope.payload
         var text = ByteBuffer()
         text.reserveCapacity(payload.readableBytes + envelope.type.utf8.count + 12)
