@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import Prometheus
 import Realtime
+import Registry
 import ServiceLifecycle
 
 /// The version `streamhub --version` prints and /health reports.
@@ -19,6 +20,9 @@ public struct StreamHubApplication: Sendable {
     public let database: HubDatabase
     public let bus: EventBus
     public let realtime: RealtimeModule
+    public let registry: RegistryModule
+    /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
+    public let routes: [String]
     public let health: ServiceHealth
     public let metrics: PrometheusCollectorRegistry
     let logger: Logger
@@ -97,6 +101,13 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
         .addRoutes(to: router)
     MetricsController(registry: registry).addRoutes(to: router)
     realtime.addRoutes(to: router)
+    let registryModule = try await RegistryModule(configuration: configuration, database: database, bus: bus, realtime: realtime, logger: logger)
+    registryModule.addRoutes(to: router)
+    await registryModule.greetIfEmpty()
+    let routes = router.routes.map { route in
+        "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+            .reduce("") { $0 + "/" + $1 }
+    }
 
     let address = configuration.host.hasPrefix("/")
         ? BindAddress.unixDomainSocket(path: configuration.host)
@@ -104,6 +115,7 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
     let serverLogger = logger
     var services: [any Service] = [bus]
     services += realtime.services
+    services += registryModule.services
     let app = Application(
         router: router,
         server: realtime.server,
@@ -119,8 +131,8 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, health: health, metrics: registry, logger: logger)
+                                realtime: realtime, registry: registryModule, routes: routes, health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all

@@ -3,6 +3,7 @@ import Foundation
 import HubCore
 import HubStore
 import Logging
+import Registry
 import StreamHub
 
 @main
@@ -16,7 +17,7 @@ struct StreamHubCommand: AsyncParsableCommand {
             127.0.0.1:8027 and keeps its SQLite database under ./data.
             """,
         version: streamHubVersion,
-        subcommands: [Serve.self, Migrate.self],
+        subcommands: [Serve.self, Migrate.self, UserCommand.self, APIKeyCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -39,6 +40,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("ws-max-queued-bytes")) var wsMaxQueuedBytes: String?
     @Option(help: ConfigurationOptions.help("ws-ping-interval")) var wsPingInterval: String?
     @Option(help: ConfigurationOptions.help("shutdown-timeout")) var shutdownTimeout: String?
+    @Option(help: ConfigurationOptions.help("write-rate-limit")) var writeRateLimit: String?
+    @Option(help: ConfigurationOptions.help("login-failure-limit")) var loginFailureLimit: String?
+    @Option(help: ConfigurationOptions.help("bcrypt-cost")) var bcryptCost: String?
 
     static func help(_ name: String) -> ArgumentHelp {
         guard let setting = HubConfiguration.settings.first(where: { $0.name == name }) else { return "" }
@@ -51,7 +55,8 @@ struct ConfigurationOptions: ParsableArguments {
             ("service-keys", serviceKeys), ("jwt-secret", jwtSecret), ("allow-private-sources", allowPrivateSources),
             ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
             ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
-            ("shutdown-timeout", shutdownTimeout),
+            ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
+            ("bcrypt-cost", bcryptCost),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })
     }

@@ -52,6 +52,12 @@ public struct HubConfiguration: Sendable {
     public var webSocketPingInterval: Duration
     /// How long a graceful shutdown may take before the remaining work is cancelled.
     public var shutdownTimeout: Duration
+    /// Writes one user or API key may make per minute.
+    public var writeRateLimit: Int
+    /// Failed sign-ins one IP address may make per minute before it gets 429.
+    public var loginFailureLimit: Int
+    /// bcrypt cost of new password hashes.
+    public var bcryptCost: Int
 
     /// The settings, in the order `--help` and the README list them. Each is a flag (`--name`) and a
     /// `STREAMHUB_NAME` environment variable; the flag wins.
@@ -72,6 +78,9 @@ public struct HubConfiguration: Sendable {
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
         Setting("ws-ping-interval", default: "30", help: "Seconds between WebSocket pings; a client that misses pongs is closed."),
         Setting("shutdown-timeout", default: "10", help: "Seconds a graceful shutdown may take."),
+        Setting("write-rate-limit", default: "600", help: "Writes per minute allowed to each user or API key."),
+        Setting("login-failure-limit", default: "5", help: "Failed sign-ins per minute allowed from one IP address, then 429."),
+        Setting("bcrypt-cost", default: "12", help: "bcrypt cost (work factor) of password hashes, 10 to 16."),
     ]
 
     /// One configuration setting: its flag name, default and help text.
@@ -171,7 +180,10 @@ public struct HubConfiguration: Sendable {
             webSocketMaxFrameSize: try source.integer("ws-max-frame-size", in: 125...(16 << 20)) ?? (64 << 10),
             webSocketMaxQueuedBytes: try source.integer("ws-max-queued-bytes", in: 4096...(64 << 20)) ?? (256 << 10),
             webSocketPingInterval: .seconds(try source.integer("ws-ping-interval", in: 1...3600) ?? 30),
-            shutdownTimeout: .seconds(try source.integer("shutdown-timeout", in: 1...600) ?? 10)
+            shutdownTimeout: .seconds(try source.integer("shutdown-timeout", in: 1...600) ?? 10),
+            writeRateLimit: try source.integer("write-rate-limit", in: 1...1_000_000) ?? 600,
+            loginFailureLimit: try source.integer("login-failure-limit", in: 1...10_000) ?? 5,
+            bcryptCost: try source.integer("bcrypt-cost", in: 10...16) ?? 12
         )
     }
 
@@ -184,7 +196,8 @@ public struct HubConfiguration: Sendable {
             allowPrivateSources: true, logLevel: .warning, logFormat: .text,
             instanceID: "test-" + String(UInt32.random(in: 0...UInt32.max), radix: 16),
             maxBodySize: 1 << 20, webSocketMaxFrameSize: 64 << 10, webSocketMaxQueuedBytes: 256 << 10,
-            webSocketPingInterval: .seconds(30), shutdownTimeout: .seconds(10)
+            webSocketPingInterval: .seconds(30), shutdownTimeout: .seconds(10),
+            writeRateLimit: 100_000, loginFailureLimit: 5, bcryptCost: 4
         )
     }
 

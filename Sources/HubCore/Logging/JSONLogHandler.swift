@@ -58,7 +58,11 @@ extension ISO8601DateFormatter {
 /// Sets the process-wide logging backend once, from the configuration. swift-log's bootstrap is global by
 /// design; this is the single place that calls it.
 public enum LoggingSetup {
+    private static let done = Atomic<Bool>(false)
+
+    /// Installs the configured log handler; only the first call in a process has an effect.
     public static func bootstrap(_ configuration: HubConfiguration) {
+        guard !done.exchange(true, ordering: .relaxed) else { return }
         let level = configuration.logLevel
         switch configuration.logFormat {
         case .json:

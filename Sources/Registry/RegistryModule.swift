@@ -1,0 +1,83 @@
+import Foundation
+import HubCore
+import HubStore
+import Hummingbird
+import Logging
+import Realtime
+import ServiceLifecycle
+
+/// The public face of the registry: streams, streamers, users, API keys, feature flags, the audit log,
+/// the cable, and the services that keep them current.
+public struct RegistryModule: Sendable {
+    public let service: RegistryService
+    public let access: Access
+    let flags: FeatureFlags
+    let writeLimiter: RateLimiter
+    let loginFailures: RateLimiter
+    let realtime: RealtimeModule
+    let logger: Logger
+
+    public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, logger: Logger) async throws {
+        let secret = try TokenService.secret(configured: configuration.jwtSecret, dataDirectory: configuration.dataDirectory)
+        let tokens = await TokenService(secret: secret)
+        self.service = RegistryService(database: database, bus: bus, logger: logger)
+        self.access = try await Access(database: database, tokens: tokens, passwords: Passwords(cost: UInt8(configuration.bcryptCost)), logger: logger)
+        self.flags = FeatureFlags(database: database)
+        self.writeLimiter = RateLimiter(limit: configuration.writeRateLimit)
+        self.loginFailures = RateLimiter(limit: configuration.loginFailureLimit)
+        self.realtime = realtime
+        self.logger = logger
+    }
+
+    public func addRoutes(to router: Router<HubRequestContext>) {
+        let api = router.group("api/v1")
+            .add(middleware: AuthMiddleware(access: access, writeLimiter: writeLimiter))
+        StreamsController(service: service, access: access).addRoutes(to: api)
+        UsersController(service: service, access: access, flags: flags, loginFailures: loginFailures).addRoutes(to: api)
+        AdminController(service: service, access: access, flags: flags).addRoutes(to: api)
+        StreamersController(service: service).addRoutes(to: api)
+        OpenAPIController().addRoutes(to: api)
+        CableController(service: service, access: access, logger: logger).addRoutes(to: router, webSockets: realtime.webSockets)
+    }
+
+    public var services: [any Service] {
+        [
+            RegistryBackground(service: service, access: access, logger: logger),
+            EventsForwarder(bus: service.bus, hub: realtime.hub, topic: CableController.topic, types: RegistryEventType.cable),
+        ]
+    }
+
+    /// Logs how to create the first admin when there are no users yet.
+    public func greetIfEmpty() async {
+        guard let count = try? await AccountStore.userCount(on: service.database.sql), count == 0 else { return }
+        logger.notice("""
+            no users yet: create the first admin with \
+            `streamhub user create --email you@example.org --role admin` (it asks for the password; \
+            or pipe it in with --password-stdin), using the same --data-dir / STREAMHUB_DATABASE_URL as this server
+            """)
+    }
+}
+
+/// Recognises the caller on every /api/v1 request (a bad credential is a 401 even on routes that would
+/// not need one), and limits writes per user or API key.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = HubRequestContext
+    let access: Access
+    let writeLimiter: RateLimiter
+
+    func handle(_ request: Request, context: HubRequestContext, next: (Request, HubRequestContext) async throws -> Response) async throws -> Response {
+        var context = context
+        // Signing in never fails over a stale token the client still sends.
+        let path = request.uri.path
+        if path.hasSuffix("/login") || path.hasSuffix("/signup") { return try await next(request, context) }
+        if let principal = try await access.authenticate(request) {
+            context.principal = principal
+            context.logger[metadataKey: "actor"] = .string(principal.actor)
+            if request.method != .get && request.method != .head && request.method != .options,
+               let retry = writeLimiter.take(principal.kind.rawValue + ":" + principal.id) {
+                throw HubError.tooManyRequests(retryAfterSeconds: retry)
+            }
+        }
+        return try await next(request, context)
+    }
+}

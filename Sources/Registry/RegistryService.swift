@@ -1,0 +1,252 @@
+import Foundation
+import HTTPTypes
+import HubCore
+import HubStore
+import Logging
+import NIOCore
+import SQLKit
+import Synchronization
+
+/// Registry event types, as they appear on the bus, on `/events` and on the cable.
+public enum RegistryEventType {
+    public static let created = "stream_created"
+    public static let updated = "stream_updated"
+    public static let deleted = "stream_deleted"
+    public static let locked = "stream_locked"
+    public static let unlocked = "stream_unlocked"
+    /// Stream changes (replayed on reconnect).
+    public static let changes: Set<String> = [created, updated, deleted]
+    /// Everything the cable carries.
+    public static let cable: Set<String> = [created, updated, deleted, locked, unlocked]
+    /// Instance-to-instance: a logged-out token.
+    static let tokenRevoked = "internal.token_revoked"
+}
+
+/// The streams side of the registry: every write runs in one transaction with its audit entry and its
+/// change-log row, then publishes the full stream on the bus. Reads of the list are answered from a cache
+/// that every write (here or, through the bus, on another instance) invalidates.
+public final class RegistryService: Sendable {
+    let database: HubDatabase
+    let bus: EventBus
+    let locks: StreamLocks
+    let logger: Logger
+    /// Bumped by every stream write seen here; cached list answers carry the version they were built at.
+    private let version = Atomic<UInt64>(1)
+    private let listCache = Mutex<[String: CachedList]>([:])
+
+    struct CachedList {
+        let version: UInt64
+        let builtAt: Double
+        let body: String
+        let etag: String
+    }
+
+    /// Who writes, for the audit log and `posted_by`.
+    struct Writer: Sendable {
+        let principal: Principal
+        let requestID: String?
+
+        func entry(_ action: String, entity: String, id: Int64?) -> AuditLog.Entry {
+            AuditLog.Entry(actor: principal.actor, action: action, entity: entity, entityID: id.map(String.init), requestID: requestID)
+        }
+    }
+
+    init(database: HubDatabase, bus: EventBus, logger: Logger) {
+        self.database = database
+        self.bus = bus
+        self.locks = StreamLocks(origin: bus.origin)
+        self.logger = logger
+    }
+
+    // MARK: Reads
+
+    func stream(_ id: Int64) async throws -> StreamRecord {
+        guard let stream = try await StreamStore.get(id, on: database.sql) else { throw Self.notFound(id) }
+        return stream
+    }
+
+    static func notFound(_ id: Int64) -> HubError { HubError.notFound("no stream with id \(id)") }
+
+    /// The list answer for `query` in the given format, with its ETag, from the cache when still current.
+    func list(_ query: StreamQuery, wall: Bool) async throws -> (body: String, etag: String) {
+        let key = (wall ? "wall|" : "api|") + query.cacheKey
+        let current = version.load(ordering: .acquiring)
+        let now = Timestamp.now()
+        if let cached = listCache.withLock({ $0[key] }), cached.version == current, now - cached.builtAt < 5 {
+            return (cached.body, cached.etag)
+        }
+        let body: String
+        if wall {
+            var all = query
+            all.page = 1
+            all.perPage = 10_000
+            let (streams, _) = try await StreamStore.list(all, on: database.sql)
+            body = "[" + streams.map(\.wallJSON).joined(separator: ",") + "]"
+        } else {
+            let (streams, total) = try await StreamStore.list(query, on: database.sql)
+            let pages = total == 0 ? 0 : (total + query.perPage - 1) / query.perPage
+            body = "{\"streams\":[" + streams.map(\.json).joined(separator: ",") + "],\"meta\":"
+                + JSONText.object([("current_page", .int(query.page)), ("total_pages", .int(pages)), ("total_count", .int(total)), ("per_page", .int(query.perPage))])
+                + "}"
+        }
+        let etag = "\"l" + String(fnv1a(body), radix: 36) + "\""
+        listCache.withLock { cache in
+            if cache.count > 2_000 { cache.removeAll() }
+            cache[key] = CachedList(version: current, builtAt: now, body: body, etag: etag)
+        }
+        return (body, etag)
+    }
+
+    /// Invalidates cached lists; called for every stream change, local or remote.
+    func changed() {
+        version.add(1, ordering: .releasing)
+    }
+
+    // MARK: Writes
+
+    /// Creates a stream. A link already present and active is a 409 naming it; an archived one is brought
+    /// back (un-archived, with the new fields applied) and answered with `created == false`.
+    func create(_ input: StreamInput, by writer: Writer) async throws -> (stream: StreamRecord, created: Bool) {
+        let changes = try StreamChanges(input, requireLink: true)
+        guard let link = changes.link else { throw HubError.validation("link is required") }
+        let now = Timestamp.now()
+        let postedBy = writer.principal.name.isEmpty ? nil : writer.principal.name
+        do {
+            let (stream, created, eventID) = try await database.transaction { db -> (StreamRecord, Bool, Int64) in
+                if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }
+                if let existing = try await StreamStore.find(link: link.url, on: db) {
+                    guard existing.isArchived else { throw Self.duplicate(existing) }
+                    var revive = changes
+                    revive.isArchived = false
+                    guard let stream = try await StreamStore.update(existing, with: revive, at: now, on: db) else { throw Self.duplicate(existing) }
+                    try await AuditLog.record(writer.entry("unarchive", entity: "stream", id: stream.id), before: existing.auditFields, after: stream.auditFields, on: db, at: now)
+                    let eventID = try await ChangeLog.append(type: RegistryEventType.updated, body: stream.json, on: db, at: now)
+                    return (stream, false, eventID)
+                }
+                let stream = try await StreamStore.insert(changes, postedByDefault: postedBy, at: now, on: db)
+                try await AuditLog.record(writer.entry("create", entity: "stream", id: stream.id), before: nil, after: stream.auditFields, on: db, at: now)
+                let eventID = try await ChangeLog.append(type: RegistryEventType.created, body: stream.json, on: db, at: now)
+                return (stream, true, eventID)
+            }
+            publish(created ? RegistryEventType.created : RegistryEventType.updated, stream: stream, eventID: eventID)
+            return (stream, created)
+        } catch let error as HubError {
+            throw error
+        } catch {
+            // Two posts of the same link at once: the unique index stopped the second.
+            if let existing = try? await StreamStore.find(link: link.url, on: database.sql), !existing.isArchived {
+                throw Self.duplicate(existing)
+            }
+            throw error
+        }
+    }
+
+    static func duplicate(_ existing: StreamRecord) -> HubError {
+        HubError(.conflict, code: "duplicate_link", message: "stream \(existing.id) already has this link (\(existing.link))",
+                 headers: [.location: "/api/v1/streams/\(existing.id)"])
+    }
+
+    static func requireStreamer(_ id: Int64, on db: any SQLDatabase) async throws {
+        guard try await db.raw("SELECT id FROM streamers WHERE id = \(bind: id)").first() != nil else {
+            throw HubError.validation("streamer_id \(id) does not exist")
+        }
+    }
+
+    /// Applies a change. With `ifMatch` (an ETag), a stream changed since is a 412; a stream locked by
+    /// another operator is a 423 for users (services such as status checkers are not held up by locks).
+    @discardableResult
+    func update(_ id: Int64, changes: StreamChanges, ifMatch: String?, action: String = "update", by writer: Writer) async throws -> StreamRecord {
+        if writer.principal.kind == .user, let lock = locks.lock(on: id), lock.holder != writer.principal.actor {
+            throw HubError(.locked, code: "locked", message: "stream \(id) is being edited by \(lock.holder) until \(Timestamp.iso8601(lock.expiresAt))")
+        }
+        let now = Timestamp.now()
+        let kind = database.kind
+        let (stream, eventID) = try await database.transaction { db -> (StreamRecord, Int64?) in
+            guard let current = try await StreamStore.get(id, on: db, forUpdate: true, kind: kind) else { throw Self.notFound(id) }
+            if let ifMatch, !Self.matches(ifMatch, current.etag) {
+                throw HubError(.preconditionFailed, code: "stale_write", message: "stream \(id) changed since you read it (now \(current.etag)); fetch it again",
+                               headers: [.eTag: current.etag])
+            }
+            if let link = changes.link, link.url != current.link, let other = try await StreamStore.find(link: link.url, on: db) {
+                throw Self.duplicate(other)
+            }
+            if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }
+            let next = StreamStore.apply(changes, to: current, at: now)
+            guard next.auditFields.mapValues(JSONText.render) != current.auditFields.mapValues(JSONText.render) else {
+                return (current, nil)  // nothing changes: no write, no event
+            }
+            guard let stream = try await StreamStore.update(current, with: changes, at: now, on: db) else {
+                throw HubError(.preconditionFailed, code: "stale_write", message: "stream \(id) changed while this write ran; fetch it again")
+            }
+            try await AuditLog.record(writer.entry(action, entity: "stream", id: id), before: current.auditFields, after: stream.auditFields, on: db, at: now)
+            return (stream, try await ChangeLog.append(type: RegistryEventType.updated, body: stream.json, on: db, at: now))
+        }
+        if let eventID { publish(RegistryEventType.updated, stream: stream, eventID: eventID) }
+        return stream
+    }
+
+    /// `If-Match` holds one or more ETags, or `*`.
+    static func matches(_ header: String, _ etag: String) -> Bool {
+        header.split(separator: ",").contains { tag in
+            let tag = tag.trimmingCharacters(in: .whitespaces)
+            return tag == "*" || tag == etag || tag == "W/" + etag
+        }
+    }
+
+    func delete(_ id: Int64, by writer: Writer) async throws {
+        let now = Timestamp.now()
+        let kind = database.kind
+        let (stream, eventID) = try await database.transaction { db -> (StreamRecord, Int64) in
+            guard let current = try await StreamStore.get(id, on: db, forUpdate: true, kind: kind) else { throw Self.notFound(id) }
+            try await StreamStore.delete(id, on: db)
+            try await AuditLog.record(writer.entry("delete", entity: "stream", id: id), before: current.auditFields, after: nil, on: db, at: now)
+            return (current, try await ChangeLog.append(type: RegistryEventType.deleted, body: current.json, on: db, at: now))
+        }
+        publish(RegistryEventType.deleted, stream: stream, eventID: eventID)
+        if let lock = locks.drop(id) { publishUnlocked(lock.streamID, by: lock.holder, reason: "deleted") }
+    }
+
+    func publish(_ type: String, stream: StreamRecord, eventID: Int64) {
+        changed()
+        bus.publish(type: type, payload: ByteBuffer(string: ChangeLog.payload(id: eventID, body: stream.json)))
+    }
+
+    // MARK: Locks
+
+    func lock(_ id: Int64, by principal: Principal) async throws -> StreamLocks.Lock {
+        _ = try await stream(id)
+        switch locks.acquire(id, holder: principal.actor) {
+        case .heldBy(let lock):
+            throw HubError(.locked, code: "locked", message: "stream \(id) is being edited by \(lock.holder) until \(Timestamp.iso8601(lock.expiresAt))")
+        case .granted(let lock):
+            bus.publish(type: RegistryEventType.locked, payload: ByteBuffer(string: lock.lockedPayload))
+            return lock
+        }
+    }
+
+    func unlock(_ id: Int64, by principal: Principal) throws {
+        guard locks.release(id, holder: principal.actor) else {
+            if let lock = locks.lock(on: id) {
+                throw HubError(.locked, code: "locked", message: "stream \(id) is locked by \(lock.holder), not by you")
+            }
+            return
+        }
+        publishUnlocked(id, by: principal.actor, reason: "released")
+    }
+
+    func publishUnlocked(_ id: Int64, by holder: String, reason: String) {
+        bus.publish(type: RegistryEventType.unlocked, payload: ByteBuffer(string: JSONText.object([
+            ("stream_id", .int(Int(id))), ("locked_by", .string(holder)), ("reason", .string(reason)),
+        ])))
+    }
+}
+
+/// 64-bit FNV-1a, for ETags of generated bodies.
+func fnv1a(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01b3
+    }
+    return hash
+}

@@ -1,0 +1,257 @@
+import Foundation
+import HubCore
+import HubStore
+import SQLKit
+
+/// What `GET /streams` asks for, parsed and validated from the query string.
+struct StreamQuery: Sendable, Hashable {
+    enum Archived: Sendable, Hashable { case hidden, only, any }
+
+    var statuses: [StreamStatus] = []
+    var notStatuses: [StreamStatus] = []
+    var platforms: [Platform] = []
+    var isPinned: Bool?
+    var archived: Archived = .hidden
+    var city: String?
+    var state: String?
+    var text: String?
+    /// `search=` also matches inside the link; `q=` does not.
+    var textIncludesLink = false
+    var link: String?
+    var streamerID: Int64?
+    var sort: [(column: String, descending: Bool)] = [("created_at", true)]
+    var page = 1
+    var perPage = 25
+
+    static let sortable: Set<String> = ["id", "created_at", "updated_at", "source", "status", "city", "state", "platform", "last_live_at", "last_checked_at", "is_pinned", "title"]
+    static let maxPerPage = 100
+
+    static func == (lhs: StreamQuery, rhs: StreamQuery) -> Bool { lhs.cacheKey == rhs.cacheKey }
+    func hash(into hasher: inout Hasher) { hasher.combine(cacheKey) }
+
+    var cacheKey: String {
+        "\(statuses)|\(notStatuses)|\(platforms)|\(String(describing: isPinned))|\(archived)|\(city ?? "")|\(state ?? "")|\(text ?? "")|\(textIncludesLink)|\(link ?? "")|\(streamerID ?? 0)|\(sort.map { "\($0.column)\($0.descending)" })|\(page)|\(perPage)"
+    }
+
+    init() {}
+
+    /// Parses the query parameters; anything invalid is a 422 naming the parameter.
+    init(parameters: [String: String]) throws {
+        func list<T: RawRepresentable & CaseIterable>(_ name: String, _: T.Type) throws -> [T] where T.RawValue == String {
+            guard let raw = parameters[name], !raw.isEmpty else { return [] }
+            return try raw.split(separator: ",").map { part in
+                guard let value = T(rawValue: part.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                    throw HubError.validation("\(name) must be \(T.choices) (comma-separated for several)")
+                }
+                return value
+            }
+        }
+        func bool(_ name: String) throws -> Bool? {
+            guard let raw = parameters[name], !raw.isEmpty else { return nil }
+            switch raw.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw HubError.validation("\(name) must be true or false")
+            }
+        }
+        func text(_ name: String, limit: Int) throws -> String? {
+            guard let raw = parameters[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            guard raw.count <= limit else { throw HubError.validation("\(name) must be at most \(limit) characters") }
+            return raw
+        }
+        func integer(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+            guard let raw = parameters[name], !raw.isEmpty else { return nil }
+            guard let value = Int(raw), range.contains(value) else {
+                throw HubError.validation("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return value
+        }
+        statuses = try list("status", StreamStatus.self)
+        notStatuses = try list("notStatus", StreamStatus.self) + list("not_status", StreamStatus.self)
+        platforms = try list("platform", Platform.self)
+        isPinned = try bool("is_pinned")
+        if let raw = parameters["is_archived"], !raw.isEmpty {
+            switch raw.lowercased() {
+            case "true", "1", "yes": archived = .only
+            case "false", "0", "no": archived = .hidden
+            case "any", "all": archived = .any
+            default: throw HubError.validation("is_archived must be true, false or any")
+            }
+        }
+        city = try text("city", limit: StreamLimits.city)
+        state = try text("state", limit: StreamLimits.state)
+        if let search = try text("search", limit: 200) {
+            self.text = search
+            textIncludesLink = true
+        } else {
+            self.text = try text("q", limit: 200)
+        }
+        if let raw = try text("link", limit: StreamLink.maxLength) {
+            do { link = try StreamLink(raw).url } catch { throw HubError.validation("link: \(error.description)") }
+        }
+        streamerID = try integer("streamer_id", in: 1...Int(Int64.max)).map(Int64.init)
+        if let raw = try text("sort", limit: 200) {
+            sort = try raw.split(separator: ",").map { part in
+                var name = part.trimmingCharacters(in: .whitespaces)
+                let descending = name.hasPrefix("-")
+                if descending { name.removeFirst() }
+                guard Self.sortable.contains(name) else {
+                    throw HubError.validation("sort must name one of \(Self.sortable.sorted().joined(separator: ", ")), '-' first for descending")
+                }
+                return (name, descending)
+            }
+            guard !sort.isEmpty, sort.count <= 4 else { throw HubError.validation("sort names 1 to 4 fields") }
+        }
+        page = try integer("page", in: 1...100_000) ?? 1
+        perPage = try integer("per_page", in: 1...Self.maxPerPage) ?? 25
+    }
+}
+
+/// SQL for the streams table. Every method takes the database (or transaction) to run on.
+enum StreamStore {
+    static func get(_ id: Int64, on db: any SQLDatabase, forUpdate: Bool = false, kind: HubDatabase.Kind = .sqlite) async throws -> StreamRecord? {
+        let lock: SQLQueryString = forUpdate && kind == .postgres ? " FOR UPDATE" : ""
+        return try await db.raw("SELECT \(unsafeRaw: StreamRecord.columns) FROM streams WHERE id = \(bind: id)" + lock).first().map(StreamRecord.init(row:))
+    }
+
+    static func find(link: String, on db: any SQLDatabase) async throws -> StreamRecord? {
+        try await db.raw("SELECT \(unsafeRaw: StreamRecord.columns) FROM streams WHERE link = \(bind: link)").first().map(StreamRecord.init(row:))
+    }
+
+    static func list(_ query: StreamQuery, on db: any SQLDatabase) async throws -> (streams: [StreamRecord], total: Int) {
+        var conditions: [SQLQueryString] = []
+        switch query.archived {
+        case .hidden: conditions.append("is_archived = \(bind: false)")
+        case .only: conditions.append("is_archived = \(bind: true)")
+        case .any: break
+        }
+        if !query.statuses.isEmpty {
+            conditions.append("status IN (" + query.statuses.map { "\(bind: $0.rawValue)" as SQLQueryString }.joined(separator: ", ") + ")")
+        }
+        if !query.notStatuses.isEmpty {
+            conditions.append("status NOT IN (" + query.notStatuses.map { "\(bind: $0.rawValue)" as SQLQueryString }.joined(separator: ", ") + ")")
+        }
+        if !query.platforms.isEmpty {
+            conditions.append("platform IN (" + query.platforms.map { "\(bind: $0.rawValue)" as SQLQueryString }.joined(separator: ", ") + ")")
+        }
+        if let pinned = query.isPinned { conditions.append("is_pinned = \(bind: pinned)") }
+        if let city = query.city { conditions.append("lower(city) = \(bind: city.lowercased())") }
+        if let state = query.state { conditions.append("lower(state) = \(bind: state.lowercased())") }
+        if let link = query.link { conditions.append("link = \(bind: link)") }
+        if let streamer = query.streamerID { conditions.append("streamer_id = \(bind: streamer)") }
+        if let text = query.text {
+            let pattern = "%" + escapeLike(text.lowercased()) + "%"
+            var columns = ["source", "title", "city", "notes"]
+            if query.textIncludesLink { columns.append("link") }
+            conditions.append("(" + columns.map { "lower(\(unsafeRaw: $0)) LIKE \(bind: pattern) ESCAPE '\\'" as SQLQueryString }.joined(separator: " OR ") + ")")
+        }
+        let whereClause: SQLQueryString = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let order = query.sort.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ") + ", id DESC"
+        let offset = (query.page - 1) * query.perPage
+        let rows = try await db.raw(
+            "SELECT \(unsafeRaw: StreamRecord.columns), COUNT(*) OVER () AS total_count FROM streams" + whereClause
+                + " ORDER BY \(unsafeRaw: order) LIMIT \(bind: query.perPage) OFFSET \(bind: offset)"
+        ).all()
+        let streams = try rows.map(StreamRecord.init(row:))
+        let total: Int
+        if let first = rows.first {
+            total = try first.decode(column: "total_count", as: Int.self)
+        } else if query.page > 1 {
+            total = try await db.raw("SELECT COUNT(*) AS total_count FROM streams" + whereClause).first()?.decode(column: "total_count", as: Int.self) ?? 0
+        } else {
+            total = 0
+        }
+        return (streams, total)
+    }
+
+    static func escapeLike(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { out.append("\\") }
+            out.append(character)
+        }
+        return out
+    }
+
+    /// Inserts a stream built from `changes` (which must carry a link) and answers it.
+    static func insert(_ changes: StreamChanges, postedByDefault: String?, at now: Double, on db: any SQLDatabase) async throws -> StreamRecord {
+        guard let link = changes.link else { throw HubError.validation("link is required") }
+        let status = changes.status ?? .unknown
+        let isArchived = changes.isArchived ?? false
+        let row = try await db.raw("""
+            INSERT INTO streams (link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind,
+                orientation, streamer_id, started_at, ended_at, last_checked_at, last_live_at, created_at, updated_at, version)
+            VALUES (\(bind: link.url), \(bind: changes.source.apply(to: nil)), \(bind: (changes.platform ?? link.platform).rawValue),
+                \(bind: status.rawValue), \(bind: changes.title.apply(to: nil)), \(bind: changes.city.apply(to: nil)),
+                \(bind: changes.state.apply(to: nil)), \(bind: changes.notes.apply(to: nil)), \(bind: changes.isPinned ?? false),
+                \(bind: isArchived), \(bind: changes.postedBy.apply(to: nil) ?? postedByDefault), \(bind: (changes.kind ?? .video).rawValue),
+                \(bind: changes.orientation.apply(to: nil)?.rawValue), \(bind: changes.streamerID.apply(to: nil)),
+                \(bind: status == .live ? now : nil as Double?), \(bind: isArchived ? now : nil as Double?),
+                \(bind: changes.lastCheckedAt.apply(to: nil)), \(bind: changes.lastLiveAt.apply(to: nil) ?? (status == .live ? now : nil)),
+                \(bind: now), \(bind: now), 1)
+            RETURNING \(unsafeRaw: StreamRecord.columns)
+            """).first()
+        guard let row else { throw HubError.internalError() }
+        return try StreamRecord(row: row)
+    }
+
+    /// Applies `changes` to `current` (the caller read it in the same transaction) and answers the new row,
+    /// or `nil` when another write got there first (`version` no longer matches).
+    static func update(_ current: StreamRecord, with changes: StreamChanges, at now: Double, on db: any SQLDatabase) async throws -> StreamRecord? {
+        var next = apply(changes, to: current, at: now)
+        next.version = current.version + 1
+        next.updatedAt = now
+        let row = try await db.raw("""
+            UPDATE streams SET link = \(bind: next.link), source = \(bind: next.source), platform = \(bind: next.platform.rawValue),
+                status = \(bind: next.status.rawValue), title = \(bind: next.title), city = \(bind: next.city), state = \(bind: next.state),
+                notes = \(bind: next.notes), is_pinned = \(bind: next.isPinned), is_archived = \(bind: next.isArchived),
+                posted_by = \(bind: next.postedBy), kind = \(bind: next.kind.rawValue), orientation = \(bind: next.orientation?.rawValue),
+                streamer_id = \(bind: next.streamerID), started_at = \(bind: next.startedAt), ended_at = \(bind: next.endedAt),
+                last_checked_at = \(bind: next.lastCheckedAt), last_live_at = \(bind: next.lastLiveAt),
+                updated_at = \(bind: now), version = \(bind: next.version)
+            WHERE id = \(bind: current.id) AND version = \(bind: current.version)
+            RETURNING \(unsafeRaw: StreamRecord.columns)
+            """).first()
+        return try row.map(StreamRecord.init(row:))
+    }
+
+    /// `current` with `changes` applied, including what follows from them: a stream going live gets
+    /// `started_at` and `last_live_at`, an archived one `ended_at`, an unarchived one loses `ended_at`.
+    static func apply(_ changes: StreamChanges, to current: StreamRecord, at now: Double) -> StreamRecord {
+        var next = current
+        if let link = changes.link {
+            next.link = link.url
+            if changes.platform == nil { next.platform = link.platform }
+        }
+        if let platform = changes.platform { next.platform = platform }
+        next.source = changes.source.apply(to: current.source)
+        next.title = changes.title.apply(to: current.title)
+        next.city = changes.city.apply(to: current.city)
+        next.state = changes.state.apply(to: current.state)
+        next.notes = changes.notes.apply(to: current.notes)
+        next.postedBy = changes.postedBy.apply(to: current.postedBy)
+        if let kind = changes.kind { next.kind = kind }
+        next.orientation = changes.orientation.apply(to: current.orientation)
+        if let pinned = changes.isPinned { next.isPinned = pinned }
+        next.streamerID = changes.streamerID.apply(to: current.streamerID)
+        next.lastCheckedAt = changes.lastCheckedAt.apply(to: current.lastCheckedAt)
+        next.lastLiveAt = changes.lastLiveAt.apply(to: current.lastLiveAt)
+        if let status = changes.status {
+            next.status = status
+            if status == .live && current.status != .live {
+                next.startedAt = now
+                if changes.lastLiveAt.isAbsent { next.lastLiveAt = now }
+            }
+            if status == .live && changes.lastLiveAt.isAbsent { next.lastLiveAt = now }
+        }
+        if let archived = changes.isArchived, archived != current.isArchived {
+            next.isArchived = archived
+            next.endedAt = archived ? now : nil
+        }
+        return next
+    }
+
+    static func delete(_ id: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw("DELETE FROM streams WHERE id = \(bind: id)").run()
+    }
+}

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Generates StreamHub's OpenAPI 3.1 document.
+
+Writes docs/openapi.json (for people and tools) and Sources/Registry/OpenAPI/OpenAPIDocument.swift (what the
+server serves at /api/v1/openapi.json). Run it after changing a route; a test fails while the document and
+the server's routes disagree.
+
+    python3 scripts/openapi/generate.py
+"""
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+def nullable(schema):
+    schema = dict(schema)
+    schema["type"] = [schema["type"], "null"]
+    return schema
+
+STRING = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+
+def obj(properties, required=None, additional=False):
+    schema = {"type": "object", "properties": properties}
+    schema["required"] = list(properties.keys()) if required is None else required
+    if not additional:
+        schema["additionalProperties"] = False
+    return schema
+
+def json_body(schema):
+    return {"application/json": {"schema": schema}}
+
+def ok(schema, description="OK", headers=None):
+    response = {"description": description, "content": json_body(schema)}
+    if headers:
+        response["headers"] = headers
+    return response
+
+ERROR = {"description": "Error", "content": json_body(ref("Error"))}
+NO_CONTENT = {"description": "No content"}
+ETAG_HEADER = {"ETag": {"schema": STRING, "description": "Version of the resource"}}
+
+def op(summary, responses, tag, params=None, body=None, security=True, body_required=True, extra=None):
+    operation = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    operation["responses"]["default"] = ERROR
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": json_body(body)}
+    if not security:
+        operation["security"] = []
+    if extra:
+        operation.update(extra)
+    return operation
+
+def path_id(name="id", description="Numeric id"):
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}, "description": description}
+
+def query(name, schema, description):
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+PAGING = [
+    query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page number, from 1"),
+    query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "Items per page (at most 100)"),
+]
+
+STREAM_FIELDS = {
+    "id": INT, "link": STRING, "source": nullable(STRING),
+    "platform": {"type": "string", "enum": ["twitch", "youtube", "tiktok", "kick", "facebook", "instagram", "x", "rumble", "hls", "other"]},
+    "status": {"type": "string", "enum": ["live", "offline", "unknown"]},
+    "title": nullable(STRING), "city": nullable(STRING), "state": nullable(STRING), "notes": nullable(STRING),
+    "posted_by": nullable(STRING), "is_pinned": BOOL, "is_archived": BOOL,
+    "kind": {"type": "string", "enum": ["video", "web", "overlay", "background"]},
+    "orientation": {"type": ["string", "null"], "enum": ["vertical", "horizontal", None]},
+    "streamer_id": nullable(INT),
+    "started_at": nullable(TIME), "ended_at": nullable(TIME), "last_checked_at": nullable(TIME), "last_live_at": nullable(TIME),
+    "created_at": TIME, "updated_at": TIME, "version": INT,
+}
+
+def optional_string(max_length):
+    return {"type": ["string", "null"], "maxLength": max_length}
+
+STREAM_INPUT = {
+    "type": "object",
+    "description": "Unknown keys are ignored; `url` is accepted for `link` and `postedBy` for `posted_by`; '' or null clears a field.",
+    "properties": {
+        "link": {"type": "string", "maxLength": 2048, "description": "http(s) URL of the stream"},
+        "url": {"type": "string", "maxLength": 2048},
+        "source": optional_string(200), "title": optional_string(300), "city": optional_string(100), "state": optional_string(100),
+        "notes": {"oneOf": [optional_string(4000), {"type": "array", "items": {"type": "string"}, "maxItems": 100}]},
+        "posted_by": optional_string(200), "postedBy": optional_string(200),
+        "platform": optional_string(50), "status": optional_string(20), "kind": optional_string(20), "orientation": optional_string(20),
+        "is_pinned": nullable(BOOL), "is_archived": nullable(BOOL), "streamer_id": {"type": ["integer", "null"], "minimum": 1},
+        "last_checked_at": optional_string(40), "last_live_at": optional_string(40),
+    },
+}
+
+USER = obj({"id": INT, "email": STRING, "role": {"type": "string", "enum": ["viewer", "editor", "admin"]}, "disabled": BOOL, "created_at": TIME, "updated_at": TIME})
+META = obj({"current_page": INT, "total_pages": INT, "total_count": INT, "per_page": INT})
+LOCK = obj({"stream_id": INT, "locked_by": STRING, "expires_at": TIME, "expires_at_unix": {"type": "number"}, "origin": STRING})
+API_KEY = obj({"id": INT, "name": STRING, "prefix": STRING, "role": {"type": "string", "enum": ["viewer", "editor", "admin"]},
+               "created_at": TIME, "last_used_at": nullable(TIME), "revoked": BOOL})
+FLAG = obj({"name": STRING, "enabled": BOOL, "description": STRING, "updated_by": nullable(STRING), "updated_at": nullable(TIME)})
+AUDIT = obj({"id": INT, "actor": STRING, "action": STRING, "entity": STRING, "entity_id": nullable(STRING),
+             "changes": {"type": "object"}, "request_id": nullable(STRING), "at": TIME})
+ACCOUNT = obj({"platform": STRING, "handle": STRING, "link": nullable(STRING)})
+STREAMER = obj({"id": INT, "name": STRING, "notes": nullable(STRING), "accounts": {"type": "array", "items": ref("StreamerAccount")},
+                "created_at": TIME, "updated_at": TIME, "streams": {"type": "array", "items": ref("Stream")}},
+               required=["id", "name", "notes", "accounts", "created_at", "updated_at"])
+WALL_STREAM = obj({"id": INT, "link": STRING, "kind": STRING, "source": nullable(STRING), "label": nullable(STRING),
+                   "status": {"type": "string", "enum": ["Live", "Offline", "Unknown"]}, "city": nullable(STRING), "state": nullable(STRING),
+                   "notes": nullable(STRING), "orientation": {"type": ["string", "null"], "enum": ["V", "H", None]}, "addedDate": TIME})
+TOKEN = obj({"token": STRING, "expires_at": TIME, "user": ref("User")})
+CREDENTIALS = {
+    "oneOf": [
+        obj({"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 200}}, additional=True),
+        obj({"user": obj({"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 200}}, additional=True)}, additional=True),
+    ]
+}
+NEW_USER = obj({"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "minLength": 8, "maxLength": 72},
+                "role": {"type": "string", "enum": ["viewer", "editor", "admin"]}}, required=["email", "password"], additional=True)
+STREAMER_INPUT = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200}, "notes": optional_string(4000),
+        "accounts": {"type": "array", "maxItems": 50, "items": {"type": "object", "required": ["platform", "handle"], "properties": {
+            "platform": {"type": "string", "enum": ["twitch", "youtube", "tiktok", "kick", "facebook", "instagram", "x", "rumble", "hls", "other"]},
+            "handle": {"type": "string", "minLength": 1, "maxLength": 200}, "link": {"type": ["string", "null"], "maxLength": 2048}}}},
+    },
+}
+
+STREAM_FILTERS = [
+    query("status", STRING, "live, offline or unknown (comma-separated for several)"),
+    query("notStatus", STRING, "Exclude these statuses (comma-separated)"),
+    query("platform", STRING, "Platform(s), comma-separated"),
+    query("is_pinned", {"type": "string", "enum": ["true", "false"]}, "Only pinned / unpinned streams"),
+    query("is_archived", {"type": "string", "enum": ["true", "false", "any"]}, "Archived streams are hidden unless asked for"),
+    query("city", {"type": "string", "maxLength": 100}, "City, case-insensitive"),
+    query("state", {"type": "string", "maxLength": 100}, "State or region, case-insensitive"),
+    query("q", {"type": "string", "maxLength": 200}, "Text search over source, title, city and notes"),
+    query("search", {"type": "string", "maxLength": 200}, "Like q, also matching inside the link"),
+    query("link", {"type": "string", "maxLength": 2048}, "Exact link, after normalisation"),
+    query("streamer_id", {"type": "integer", "minimum": 1}, "Streams of one streamer"),
+    query("sort", {"type": "string", "maxLength": 200}, "Fields to sort by, '-' first for descending, e.g. -created_at"),
+    query("format", {"type": "string", "enum": ["json", "streamwall"]}, "streamwall: a bare array for the wall app"),
+    query("token", STRING, "A JWT or API key, for clients that cannot send headers"),
+] + PAGING
+
+def stream_ok(description="The stream"):
+    return ok(ref("Stream"), description, ETAG_HEADER)
+
+paths = {
+    "/health": {"get": op("Liveness and dependency status", {"200": ok({"type": "object"}), "503": ok({"type": "object"}, "The database is unreachable")}, "operations", security=False)},
+    "/metrics": {"get": op("Prometheus metrics", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": STRING}}}}, "operations", security=False)},
+    "/events": {"get": op("WebSocket: every event as {\"event\": type, …}; send {\"subscribe\":[types]} to filter",
+                          {"101": {"description": "Switching to WebSocket"}}, "realtime", security=False,
+                          params=[query("types", STRING, "Comma-separated event types to receive")])},
+    "/api/v1/events": {"post": op("Publish transcription / wake_word events (upstream speech-to-text)",
+                                  {"202": ok(obj({"published": INT}))}, "realtime", security=False,
+                                  params=[{"name": "X-Service-Key", "in": "header", "required": True, "schema": STRING}],
+                                  body={"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}, "maxItems": 100}]})},
+    "/api/v1/cable": {"get": op("WebSocket: live registry changes and edit locks", {"101": {"description": "Switching to WebSocket"}}, "registry",
+                                params=[query("token", STRING, "JWT or API key"), query("since", {"type": "integer", "minimum": 0}, "Replay changes after this event id")])},
+    "/api/v1/openapi.json": {"get": op("This document", {"200": ok({"type": "object"})}, "operations", security=False)},
+    "/api/v1/login": {"post": op("Sign in (alias of /users/login)", {"200": ok(ref("Token"))}, "users", body=CREDENTIALS, security=False)},
+    "/api/v1/users/login": {"post": op("Sign in: a JWT valid for 24 h", {"200": ok(ref("Token"))}, "users", body=CREDENTIALS, security=False)},
+    "/api/v1/users/logout": {"post": op("Revoke the token of this request", {"204": NO_CONTENT}, "users")},
+    "/api/v1/users/me": {"get": op("The signed-in user (or API key)", {"200": ok({"type": "object"})}, "users")},
+    "/api/v1/users/signup": {"post": op("Create a viewer account (while the signups flag is on)", {"201": ok(ref("Token"))}, "users", body=NEW_USER, security=False)},
+    "/api/v1/users": {
+        "get": op("List users (admin)", {"200": ok(obj({"users": {"type": "array", "items": ref("User")}, "meta": ref("Meta")}))}, "users",
+                  params=[query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page"), query("per_page", {"type": "integer", "minimum": 1, "maximum": 1000}, "Per page")]),
+        "post": op("Create a user (admin)", {"201": ok(ref("User"))}, "users", body=NEW_USER),
+    },
+    "/api/v1/users/{id}": {
+        "get": op("One user (admin)", {"200": ok(ref("User"))}, "users", params=[path_id()]),
+        "patch": op("Change role, disable, or set a password (admin)", {"200": ok(ref("User"))}, "users", params=[path_id()],
+                    body={"type": "object", "properties": {"role": {"type": "string", "enum": ["viewer", "editor", "admin"]}, "disabled": BOOL,
+                                                           "password": {"type": "string", "minLength": 8, "maxLength": 72}}}),
+    },
+    "/api/v1/streams": {
+        "get": op("List streams", {"200": ok({"oneOf": [obj({"streams": {"type": "array", "items": ref("Stream")}, "meta": ref("Meta")}),
+                                                        {"type": "array", "items": ref("WallStream")}]}, headers=ETAG_HEADER),
+                                   "304": {"description": "Not modified (If-None-Match)"}}, "streams", params=STREAM_FILTERS),
+        "post": op("Create a stream (editor); an archived duplicate is brought back (200), an active one is 409",
+                   {"201": stream_ok("Created"), "200": stream_ok("An archived stream with this link, un-archived")}, "streams", body=STREAM_INPUT),
+    },
+    "/api/v1/streams/{id}": {
+        "get": op("One stream", {"200": stream_ok()}, "streams", params=[path_id()]),
+        "patch": op("Change a stream (editor); If-Match makes it conditional (412 when stale)", {"200": stream_ok()}, "streams",
+                    params=[path_id(), {"name": "If-Match", "in": "header", "required": False, "schema": STRING}], body=STREAM_INPUT),
+        "put": op("Same as PATCH", {"200": stream_ok()}, "streams",
+                  params=[path_id(), {"name": "If-Match", "in": "header", "required": False, "schema": STRING}], body=STREAM_INPUT),
+        "delete": op("Delete a stream (admin)", {"204": NO_CONTENT}, "streams", params=[path_id()]),
+    },
+    "/api/v1/streams/{id}/pin": {
+        "put": op("Pin (editor)", {"200": stream_ok()}, "streams", params=[path_id()]),
+        "delete": op("Unpin (editor)", {"200": stream_ok()}, "streams", params=[path_id()]),
+    },
+    "/api/v1/streams/{id}/archive": {"post": op("Archive (editor)", {"200": stream_ok()}, "streams", params=[path_id()])},
+    "/api/v1/streams/{id}/unarchive": {"post": op("Un-archive (editor)", {"200": stream_ok()}, "streams", params=[path_id()])},
+    "/api/v1/streams/{id}/lock": {
+        "put": op("Take or renew the edit lock for 30 s (editor)", {"200": ok(ref("Lock"))}, "streams", params=[path_id()]),
+        "delete": op("Release the edit lock (editor)", {"204": NO_CONTENT}, "streams", params=[path_id()]),
+    },
+    "/api/v1/streamers": {
+        "get": op("List streamers", {"200": ok(obj({"streamers": {"type": "array", "items": ref("Streamer")}, "meta": ref("Meta")}))}, "streamers",
+                  params=[query("q", {"type": "string", "maxLength": 200}, "Name search")] + PAGING),
+        "post": op("Create a streamer (editor)", {"201": ok(ref("Streamer"))}, "streamers", body=dict(STREAMER_INPUT, required=["name"])),
+    },
+    "/api/v1/streamers/{id}": {
+        "get": op("A streamer with all their streams", {"200": ok(ref("Streamer"))}, "streamers", params=[path_id()]),
+        "patch": op("Change a streamer (editor); accounts, when given, replace the list", {"200": ok(ref("Streamer"))}, "streamers", params=[path_id()], body=STREAMER_INPUT),
+        "delete": op("Delete a streamer (admin); their streams stay", {"204": NO_CONTENT}, "streamers", params=[path_id()]),
+    },
+    "/api/v1/streamers/{id}/merge": {"post": op("Merge another streamer into this one (admin)", {"200": ok(ref("Streamer"))}, "streamers", params=[path_id()],
+                                                body=obj({"from_id": {"type": "integer", "minimum": 1}}, additional=True))},
+    "/api/v1/feature_flags": {"get": op("Feature flags", {"200": ok(obj({"feature_flags": {"type": "array", "items": ref("FeatureFlag")}}))}, "admin")},
+    "/api/v1/feature_flags/{name}": {"put": op("Turn a flag on or off (admin)", {"200": ok(ref("FeatureFlag"))}, "admin",
+                                               params=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}}],
+                                               body=obj({"enabled": BOOL, "description": {"type": "string", "maxLength": 500}}, required=["enabled"], additional=True))},
+    "/api/v1/api_keys": {
+        "get": op("API keys (admin)", {"200": ok(obj({"api_keys": {"type": "array", "items": ref("APIKey")}}))}, "admin"),
+        "post": op("Create an API key (admin); the key is shown once", {"201": ok(obj({"key": STRING, "api_key": ref("APIKey")}))}, "admin",
+                   body=obj({"name": {"type": "string", "minLength": 1, "maxLength": 100}, "role": {"type": "string", "enum": ["viewer", "editor", "admin"]}}, required=["name"], additional=True)),
+    },
+    "/api/v1/api_keys/{id}": {"delete": op("Revoke an API key (admin)", {"204": NO_CONTENT}, "admin", params=[path_id()])},
+    "/api/v1/audit": {"get": op("The audit log (admin)", {"200": ok(obj({"entries": {"type": "array", "items": ref("AuditEntry")}, "meta": ref("Meta")}))}, "admin",
+                                params=[query("entity", {"type": "string", "maxLength": 200}, "stream, user, api_key, feature_flag, streamer"),
+                                        query("entity_id", {"type": "string", "maxLength": 200}, "Id of the entity"),
+                                        query("actor", {"type": "string", "maxLength": 200}, "e.g. user:ada@example.org"),
+                                        query("since", STRING, "ISO 8601 time or Unix seconds"), query("until", STRING, "ISO 8601 time or Unix seconds")] + PAGING)},
+    "/api/v1/ignore_lists/by_type": {"get": op("Ignore lists, by type", {"200": ok(obj({k: {"type": "array", "items": STRING} for k in ["twitch_users", "discord_users", "urls", "domains"]}))}, "compat")},
+    "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
+}
+
+document = {
+    "openapi": "3.1.0",
+    "info": {"title": "StreamHub API", "version": "0.1.0",
+             "description": "Streams registry, users, live updates and operations of a StreamHub server. Errors are always {\"error\":{\"code\",\"message\"}}."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}, {"apiKey": []}],
+    "paths": paths,
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "A login JWT or an API key"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+        "schemas": {
+            "Error": obj({"error": obj({"code": STRING, "message": STRING})}),
+            "Stream": obj(STREAM_FIELDS), "WallStream": WALL_STREAM, "Meta": META, "User": USER, "Token": TOKEN, "Lock": LOCK,
+            "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
+        },
+    },
+}
+
+text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+(ROOT / "docs" / "openapi.json").write_text(text)
+swift = ROOT / "Sources" / "Registry" / "OpenAPI" / "OpenAPIDocument.swift"
+swift.parent.mkdir(parents=True, exist_ok=True)
+compact = json.dumps(document, separators=(",", ":"))
+assert '"##' not in compact
+swift.write_text(
+    "// Generated by scripts/openapi/generate.py; do not edit by hand.\n\n"
+    "/// The OpenAPI 3.1 document of the whole HTTP API, served at /api/v1/openapi.json.\n"
+    f"public let openAPIDocument = ##\"{compact}\"##\n"
+)
+print(f"wrote docs/openapi.json and {swift.relative_to(ROOT)} ({len(paths)} paths)")
