@@ -17,9 +17,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         echo "==> ${need_apt[*]} missing and not root: PostgreSQL tests will be skipped" >&2
     fi
 fi
-python3 -c 'import pytest, websockets' 2>/dev/null || {
+python3 -c 'import pytest, websockets' 2>/dev/null && command -v schemathesis >/dev/null || {
     echo "==> installing Python test packages"
-    python3 -m pip install -q pytest websockets
+    python3 -m pip install -q pytest websockets schemathesis
 }
 
 pg_dir=$(mktemp -d /tmp/streamhub-pg.XXXXXX)
