@@ -30,8 +30,11 @@ case "$cmd" in
         [ "$(id -u)" = 0 ] && chown postgres "$dir"
         as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1
         port=$(free_port)
+        # Tests trade durability for speed; benchmarks (STREAMHUB_PG_DURABLE=1) keep PostgreSQL's defaults.
+        fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        [ "${STREAMHUB_PG_DURABLE:-0}" = 1 ] && fast=""
         as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $fast -c max_connections=400" \
             start >/dev/null
         echo "$port" >"$dir/port"
         echo "postgres://postgres@127.0.0.1:$port/postgres"

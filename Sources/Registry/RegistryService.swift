@@ -33,6 +33,21 @@ public final class RegistryService: Sendable {
     /// Bumped by every stream write seen here; cached list answers carry the version they were built at.
     private let version = Atomic<UInt64>(1)
     private let listCache = Mutex<[String: CachedList]>([:])
+    /// Each stream's rendered JSON by id, for the version it was rendered at: a list page reads only ids
+    /// and versions from the database and takes the rest from here.
+    private let rendered = Mutex<[Int64: RenderedStream]>([:])
+    /// How long a cached list is served without a change event before it is rebuilt in the background:
+    /// for ever on one instance; on several, 30 s bounds the staleness should a backplane notification be lost.
+    let listTTL: Double
+
+    struct RenderedStream {
+        let version: Int64
+        let json: String
+        let wallJSON: String
+    }
+
+    /// Lists being built right now: concurrent misses of one key share one query.
+    private let building = Mutex<[String: (version: UInt64, task: Task<CachedList, any Error>)]>([:])
 
     struct CachedList {
         let version: UInt64
@@ -56,6 +71,7 @@ public final class RegistryService: Sendable {
         self.bus = bus
         self.locks = StreamLocks(origin: bus.origin)
         self.logger = logger
+        self.listTTL = database.kind == .postgres ? 30 : .infinity
     }
 
     // MARK: Reads
@@ -72,29 +88,65 @@ public final class RegistryService: Sendable {
         let key = (wall ? "wall|" : "api|") + query.cacheKey
         let current = version.load(ordering: .acquiring)
         let now = Timestamp.now()
-        if let cached = listCache.withLock({ $0[key] }), cached.version == current, now - cached.builtAt < 5 {
+        let cached = listCache.withLock { $0[key] }
+        if let cached, cached.version == current {
+            // Past its age limit but with no change seen: answer it, and refresh it in the background.
+            if now - cached.builtAt >= listTTL { _ = refresh(key, query, wall: wall, version: current, now: now) }
             return (cached.body, cached.etag)
         }
+        let built = try await refresh(key, query, wall: wall, version: current, now: now).value
+        return (built.body, built.etag)
+    }
+
+    /// Builds (or joins the build of) one list and caches it.
+    private func refresh(_ key: String, _ query: StreamQuery, wall: Bool, version current: UInt64, now: Double) -> Task<CachedList, any Error> {
+        building.withLock { building -> Task<CachedList, any Error> in
+            if let running = building[key], running.version == current { return running.task }
+            let task = Task {
+                defer { self.building.withLock { building in if building[key]?.version == current { building.removeValue(forKey: key) } } }
+                let built = try await self.build(query, wall: wall, version: current, now: now)
+                self.listCache.withLock { cache in
+                    if cache.count > 2_000 { cache.removeAll() }
+                    cache[key] = built
+                }
+                return built
+            }
+            building[key] = (current, task)
+            return task
+        }
+    }
+
+    private func build(_ query: StreamQuery, wall: Bool, version: UInt64, now: Double) async throws -> CachedList {
+        var page = query
+        if wall {
+            page.page = 1
+            page.perPage = 10_000
+        }
+        let (keys, total) = try await StreamStore.page(page, on: database.reader)
+        var streams = rendered.withLock { cache in keys.map { key in cache[key.id].flatMap { $0.version == key.version ? $0 : nil } } }
+        let missing = zip(keys, streams).compactMap { $1 == nil ? $0.id : nil }
+        if !missing.isEmpty {
+            var fresh: [Int64: RenderedStream] = [:]
+            for stream in try await StreamStore.load(missing, on: database.reader) {
+                fresh[stream.id] = RenderedStream(version: stream.version, json: stream.json, wallJSON: stream.wallJSON)
+            }
+            rendered.withLock { cache in
+                if cache.count > 200_000 { cache.removeAll() }
+                cache.merge(fresh) { _, new in new }
+            }
+            streams = zip(keys, streams).map { key, cached in cached ?? fresh[key.id] }
+        }
+        let present = streams.compactMap { $0 }
         let body: String
         if wall {
-            var all = query
-            all.page = 1
-            all.perPage = 10_000
-            let (streams, _) = try await StreamStore.list(all, on: database.sql)
-            body = "[" + streams.map(\.wallJSON).joined(separator: ",") + "]"
+            body = "[" + present.map(\.wallJSON).joined(separator: ",") + "]"
         } else {
-            let (streams, total) = try await StreamStore.list(query, on: database.sql)
             let pages = total == 0 ? 0 : (total + query.perPage - 1) / query.perPage
-            body = "{\"streams\":[" + streams.map(\.json).joined(separator: ",") + "],\"meta\":"
+            body = "{\"streams\":[" + present.map(\.json).joined(separator: ",") + "],\"meta\":"
                 + JSONText.object([("current_page", .int(query.page)), ("total_pages", .int(pages)), ("total_count", .int(total)), ("per_page", .int(query.perPage))])
                 + "}"
         }
-        let etag = "\"l" + String(fnv1a(body), radix: 36) + "\""
-        listCache.withLock { cache in
-            if cache.count > 2_000 { cache.removeAll() }
-            cache[key] = CachedList(version: current, builtAt: now, body: body, etag: etag)
-        }
-        return (body, etag)
+        return CachedList(version: version, builtAt: now, body: body, etag: "\"l" + String(fnv1a(body), radix: 36) + "\"")
     }
 
     /// Invalidates cached lists; called for every stream change, local or remote.

@@ -95,3 +95,20 @@ public func rawHTTPExchange(port: Int, request: String, seconds: Int = 10) throw
     }
     return String(decoding: response, as: UTF8.self)
 }
+
+/// Runs blocking work (socket calls) on a thread of its own, never on the cooperative pool: a test that
+/// blocked a pool thread could starve the in-process server it is talking to (on 2 cores the pool has 2
+/// threads), and the test would then wait for an answer that can never come.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}
+
+extension SlowSocketClient {
+    /// Connects and completes the handshake off the cooperative pool.
+    public static func open(port: Int, path: String) async throws -> SlowSocketClient {
+        try await onOwnThread { try SlowSocketClient(port: port, path: path) }
+    }
+}

@@ -146,7 +146,7 @@ func connectEvents(_ port: Int, subscribe: String = #"["*"]"#, query: String = "
         try await withTestApplication(configure: { $0.webSocketMaxQueuedBytes = 16 * 1024 }) { app, client in
             let port = client.port!
             let fast = try await connectEvents(port)
-            let slow = try SlowSocketClient(port: port, path: "/events")
+            let slow = try await SlowSocketClient.open(port: port, path: "/events")
             defer { slow.close() }
             try await eventually("slow client registered") { app.realtime.hub.connectionCount(topic: "events") == 2 }
 

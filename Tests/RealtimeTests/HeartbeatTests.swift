@@ -27,7 +27,7 @@ import Testing
             answering.send("hello")
             let first = try await answering.next()
             #expect(first == "echo:hello")
-            let silent = try SlowSocketClient(port: client.port!, path: "/live")
+            let silent = try await SlowSocketClient.open(port: client.port!, path: "/live")
             defer { silent.close() }
             try await eventually("both registered") { hub.connectionCount(topic: "live") == 2 }
             // Two unanswered pings (about 800 ms), then the next tick closes the silent client.

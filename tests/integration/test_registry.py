@@ -82,3 +82,69 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(start_serv
     assert run.returncode == 0, report
     assert " 500 " not in server.logs() and "internal_error" not in server.logs(), server.logs()[-4000:]
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), report
+
+
+def test_two_instances_share_streams_cable_events_locks_and_logouts(start_server, postgres, data_dir):
+    import asyncio
+    import time
+    import websockets
+
+    url = postgres.create_database()
+    shared_secret = "a-shared-jwt-secret-for-both-instances-0123"
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_JWT_SECRET": shared_secret}
+    a = start_server({**env, "STREAMHUB_INSTANCE_ID": "reg-a"})
+    b = start_server({**env, "STREAMHUB_INSTANCE_ID": "reg-b"})
+    setup = subprocess.run([BINARY, "user", "create", "--email", "ed@example.org", "--role", "editor", "--password-stdin"],
+                           input="editor password\n", capture_output=True, text=True, timeout=60,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": url})
+    assert setup.returncode == 0, setup.stderr
+    token = login(a, "ed@example.org", "editor password")
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    async def scenario():
+        async with websockets.connect(b.ws_url(f"/api/v1/cable?token={token}")) as cable_b:
+            assert json.loads(await asyncio.wait_for(cable_b.recv(), 10))["event"] == "welcome"
+            # Wait until B hears A through the backplane: create streams on A until one arrives on B.
+            deadline = time.monotonic() + 30
+            probe = 0
+            while True:
+                status, _, body = http("POST", a.url("/api/v1/streams"), json.dumps({"link": f"https://twitch.tv/probe{probe}"}).encode(), auth)
+                assert status == 201, body
+                probe += 1
+                try:
+                    frame = json.loads(await asyncio.wait_for(cable_b.recv(), 0.5))
+                    if frame["event"] == "stream_created":
+                        break
+                except asyncio.TimeoutError:
+                    assert time.monotonic() < deadline, "instance B never heard instance A"
+            # B's cached list must show what A wrote.
+            status, _, body = http("GET", b.url("/api/v1/streams?per_page=100"), headers=auth)
+            before = json.loads(body)["meta"]["total_count"]
+            status, _, body = http("POST", a.url("/api/v1/streams"), json.dumps({"link": "https://twitch.tv/shared"}).encode(), auth)
+            created = json.loads(body)
+            while True:
+                frame = json.loads(await asyncio.wait_for(cable_b.recv(), 10))
+                if frame["event"] == "stream_created" and frame["stream"]["id"] == created["id"]:
+                    break
+            status, _, body = http("GET", b.url("/api/v1/streams?per_page=100"), headers=auth)
+            assert json.loads(body)["meta"]["total_count"] == before + 1
+            # A lock taken on A is seen and honoured on B.
+            assert http("PUT", a.url(f"/api/v1/streams/{created['id']}/lock"), headers=auth)[0] == 200
+            while json.loads(await asyncio.wait_for(cable_b.recv(), 10))["event"] != "stream_locked":
+                pass
+            setup2 = subprocess.run([BINARY, "user", "create", "--email", "other@example.org", "--role", "editor", "--password-stdin"],
+                                    input="other password\n", capture_output=True, text=True, timeout=60,
+                                    env={**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": url})
+            assert setup2.returncode == 0
+            other = login(b, "other@example.org", "other password")
+            status, _, _ = http("PATCH", b.url(f"/api/v1/streams/{created['id']}"), json.dumps({"title": "x"}).encode(),
+                                {"Authorization": f"Bearer {other}", "Content-Type": "application/json"})
+            assert status == 423
+            # A logout on A is honoured on B.
+            assert http("POST", a.url("/api/v1/users/logout"), headers=auth)[0] == 204
+            deadline = time.monotonic() + 10
+            while http("GET", b.url("/api/v1/users/me"), headers=auth)[0] != 401:
+                assert time.monotonic() < deadline, "instance B still accepts a token logged out on A"
+                await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())

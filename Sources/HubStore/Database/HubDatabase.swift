@@ -21,15 +21,19 @@ public final class HubDatabase: Sendable {
     public let kind: Kind
     /// The pooled database for queries.
     public let sql: any SQLDatabase
+    /// For read-only queries on hot paths. On SQLite, a separate pool of query-only connections (one per
+    /// event loop; WAL lets them read while the writer writes); on PostgreSQL, the same pool as ``sql``.
+    public let reader: any SQLDatabase
     /// For PostgreSQL: the connection settings, used by the backplane's dedicated connections.
     public let postgresConfiguration: PostgresConnection.Configuration?
     private let shutdownPool: @Sendable () async throws -> Void
     let logger: Logger
 
-    private init(kind: Kind, sql: any SQLDatabase, postgresConfiguration: PostgresConnection.Configuration?,
+    private init(kind: Kind, sql: any SQLDatabase, reader: (any SQLDatabase)? = nil, postgresConfiguration: PostgresConnection.Configuration?,
                  logger: Logger, shutdown: @escaping @Sendable () async throws -> Void) {
         self.kind = kind
         self.sql = sql
+        self.reader = reader ?? sql
         self.postgresConfiguration = postgresConfiguration
         self.logger = logger
         self.shutdownPool = shutdown
@@ -54,7 +58,12 @@ public final class HubDatabase: Sendable {
             let pool = EventLoopGroupConnectionPool(
                 source: source, maxConnectionsPerEventLoop: 1, requestTimeout: .seconds(30), logger: logger, on: eventLoopGroup.next())
             let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql() }, dialect: SQLiteDialect(), logger: logger)
-            return HubDatabase(kind: .sqlite, sql: sql, postgresConfiguration: nil, logger: logger) {
+            let readPool = EventLoopGroupConnectionPool(
+                source: TunedSQLiteSource(path: path, readOnly: true), maxConnectionsPerEventLoop: 1, requestTimeout: .seconds(30),
+                logger: logger, on: eventLoopGroup)
+            let reader = PooledSQLDatabase(pool: readPool, makeSQL: { $0.sql() }, dialect: SQLiteDialect(), logger: logger)
+            return HubDatabase(kind: .sqlite, sql: sql, reader: reader, postgresConfiguration: nil, logger: logger) {
+                try await readPool.shutdownAsync()
                 try await pool.shutdownAsync()
             }
         case .postgres(let url):
@@ -108,11 +117,14 @@ public final class HubDatabase: Sendable {
 /// concurrent writers wait for each other instead of failing.
 struct TunedSQLiteSource: ConnectionPoolSource {
     let path: String
+    var readOnly = false
 
     func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
         SQLiteConnection.open(storage: .file(path: path), threadPool: .singleton, logger: logger, on: eventLoop)
             .flatMap { connection in
-                let pragmas = ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"]
+                let pragmas = readOnly
+                    ? ["PRAGMA busy_timeout = 10000", "PRAGMA query_only = ON"]
+                    : ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"]
                 return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { chain, pragma in
                     chain.flatMap { connection.query(pragma).map { _ in } }
                 }.map { connection }

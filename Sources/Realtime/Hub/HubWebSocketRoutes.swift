@@ -40,6 +40,7 @@ public final class HubWebSocketRoutes: Sendable {
     public typealias Decide = @Sendable (_ uri: URI, _ headers: HTTPHeaders) async throws -> Accepted?
 
     private let routes = Mutex<[String: Decide]>([:])
+    private let prefixes = Mutex<[(prefix: String, decide: Decide)]>([])
 
     public init() {}
 
@@ -48,7 +49,14 @@ public final class HubWebSocketRoutes: Sendable {
         routes.withLock { $0[path] = decide }
     }
 
+    /// Serves WebSockets at every path that starts with `prefix` (e.g. `/ws/captions/`); the route reads
+    /// the rest of the path from the URI.
+    public func add(prefix: String, decide: @escaping Decide) {
+        prefixes.withLock { $0.append((prefix, decide)) }
+    }
+
     func route(for path: String) -> Decide? {
-        routes.withLock { $0[path] }
+        if let exact = routes.withLock({ $0[path] }) { return exact }
+        return prefixes.withLock { $0.first { path.hasPrefix($0.prefix) && path.count > $0.prefix.count }?.decide }
     }
 }
