@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "StreamHub",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry",
+                "HubCore", "HubStore", "Realtime", "Registry", "Overlays",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -108,6 +108,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Overlays",
+            dependencies: [
+                "HubCore", "HubStore", "Realtime", "Registry",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HubTestSupport",
             dependencies: [
                 "HubCore", "HubStore", "StreamHub", "Registry",
@@ -144,6 +156,14 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OverlaysTests",
+            dependencies: [
+                "Overlays", "Registry", "HubCore", "HubStore", "Realtime", "StreamHub", "HubTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || need_apt+=(postgresql)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "==> installing ${need_apt[*]}"
@@ -17,9 +19,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         echo "==> ${need_apt[*]} missing and not root: PostgreSQL tests will be skipped" >&2
     fi
 fi
-python3 -c 'import pytest, websockets' 2>/dev/null && command -v schemathesis >/dev/null || {
+python3 -c 'import pytest, websockets, selenium' 2>/dev/null && command -v schemathesis >/dev/null || {
     echo "==> installing Python test packages"
-    python3 -m pip install -q pytest websockets schemathesis
+    python3 -m pip install -q pytest websockets schemathesis selenium
 }
 
 pg_dir=$(mktemp -d /tmp/streamhub-pg.XXXXXX)

@@ -29,9 +29,13 @@ public struct RegistryModule: Sendable {
         self.logger = logger
     }
 
+    /// `/api/v1` with the registry's authentication and write limits, for other modules' routes too.
+    public func apiGroup(_ router: Router<HubRequestContext>) -> RouterGroup<HubRequestContext> {
+        router.group("api/v1").add(middleware: AuthMiddleware(access: access, writeLimiter: writeLimiter))
+    }
+
     public func addRoutes(to router: Router<HubRequestContext>) {
-        let api = router.group("api/v1")
-            .add(middleware: AuthMiddleware(access: access, writeLimiter: writeLimiter))
+        let api = apiGroup(router)
         StreamsController(service: service, access: access).addRoutes(to: api)
         UsersController(service: service, access: access, flags: flags, loginFailures: loginFailures).addRoutes(to: api)
         AdminController(service: service, access: access, flags: flags).addRoutes(to: api)

@@ -76,7 +76,8 @@ public final class RegistryService: Sendable {
 
     // MARK: Reads
 
-    func stream(_ id: Int64) async throws -> StreamRecord {
+    /// One stream (404 when there is none).
+    public func stream(_ id: Int64) async throws -> StreamRecord {
         guard let stream = try await StreamStore.get(id, on: database.sql) else { throw Self.notFound(id) }
         return stream
     }

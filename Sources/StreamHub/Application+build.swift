@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import Overlays
 import Realtime
 import Registry
 import ServiceLifecycle
@@ -64,7 +65,7 @@ extension ServiceGroupConfiguration {
 
 /// Builds the whole application from one validated configuration: storage (migrated), event bus and
 /// backplane, the real-time hub, every module's routes, and the services that run beside the server.
-public func buildApplication(_ configuration: HubConfiguration, logger: Logger? = nil) async throws -> StreamHubApplication {
+public func buildApplication(_ configuration: HubConfiguration, clock: any WallClock = SystemWallClock(), logger: Logger? = nil) async throws -> StreamHubApplication {
     var logger = logger ?? Logger(label: "streamhub")
     logger.logLevel = configuration.logLevel
     logger[metadataKey: "instance_id"] = .string(configuration.instanceID)
@@ -92,7 +93,8 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
         : InProcessBackplane()
     let bus = EventBus(instanceID: configuration.instanceID, backplane: backplane, logger: logger, metrics: factory)
     health.report("event_bus", .running, detail: backplane.isDistributed ? "postgres LISTEN/NOTIFY backplane" : "in-process")
-    let realtime = RealtimeModule(configuration: configuration, bus: bus, logger: logger, metrics: factory)
+    let realtime = RealtimeModule(configuration: configuration, bus: bus, clock: clock, historyPolicies: [OverlaysModule.historyPolicy],
+                                  logger: logger, metrics: factory)
 
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: RequestMetricsMiddleware(factory: factory, maxBodySize: configuration.maxBodySize))
@@ -103,6 +105,9 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
     realtime.addRoutes(to: router)
     let registryModule = try await RegistryModule(configuration: configuration, database: database, bus: bus, realtime: realtime, logger: logger)
     registryModule.addRoutes(to: router)
+    let overlays = try await OverlaysModule(configuration: configuration, database: database, bus: bus, realtime: realtime,
+                                            registry: registryModule, clock: clock, logger: logger, metrics: factory)
+    overlays.addRoutes(to: router, api: registryModule.apiGroup(router))
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -116,6 +121,7 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
     var services: [any Service] = [bus]
     services += realtime.services
     services += registryModule.services
+    services += overlays.services
     let app = Application(
         router: router,
         server: realtime.server,
@@ -135,4 +141,4 @@ public func buildApplication(_ configuration: HubConfiguration, logger: Logger? 
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all

@@ -17,7 +17,7 @@ struct StreamHubCommand: AsyncParsableCommand {
             127.0.0.1:8027 and keeps its SQLite database under ./data.
             """,
         version: streamHubVersion,
-        subcommands: [Serve.self, Migrate.self, UserCommand.self, APIKeyCommand.self],
+        subcommands: [Serve.self, Migrate.self, UserCommand.self, APIKeyCommand.self, OverlayCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -43,6 +43,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("write-rate-limit")) var writeRateLimit: String?
     @Option(help: ConfigurationOptions.help("login-failure-limit")) var loginFailureLimit: String?
     @Option(help: ConfigurationOptions.help("bcrypt-cost")) var bcryptCost: String?
+    @Option(help: ConfigurationOptions.help("overlay-grace-period")) var overlayGracePeriod: String?
+    @Option(help: ConfigurationOptions.help("caption-retention")) var captionRetention: String?
+    @Option(help: ConfigurationOptions.help("access-log-retention-days")) var accessLogRetentionDays: String?
 
     static func help(_ name: String) -> ArgumentHelp {
         guard let setting = HubConfiguration.settings.first(where: { $0.name == name }) else { return "" }
@@ -56,7 +59,8 @@ struct ConfigurationOptions: ParsableArguments {
             ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
             ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
             ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
-            ("bcrypt-cost", bcryptCost),
+            ("bcrypt-cost", bcryptCost), ("overlay-grace-period", overlayGracePeriod), ("caption-retention", captionRetention),
+            ("access-log-retention-days", accessLogRetentionDays),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })
     }

@@ -8,6 +8,7 @@ import StreamHub
 /// and hands the test a client; everything is torn down afterwards.
 public func withTestApplication<T: Sendable>(
     backend: TestDatabases.Backend = .sqlite,
+    clock: any WallClock = SystemWallClock(),
     configure: @Sendable (inout HubConfiguration) -> Void = { _ in },
     _ test: @Sendable (StreamHubApplication, any TestClientProtocol) async throws -> T
 ) async throws -> T {
@@ -15,7 +16,7 @@ public func withTestApplication<T: Sendable>(
     defer { directory.remove() }
     var configuration = HubConfiguration.testing(dataDirectory: directory.path, database: try await TestDatabases.make(backend, in: directory))
     configure(&configuration)
-    let application = try await buildApplication(configuration)
+    let application = try await buildApplication(configuration, clock: clock)
     do {
         let result = try await application.app.test(.live) { client in try await test(application, client) }
         await application.shutdown()

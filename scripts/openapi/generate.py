@@ -134,6 +134,18 @@ STREAMER_INPUT = {
     },
 }
 
+STYLE = {"type": "object", "properties": {
+    "font": {"type": "string", "maxLength": 60}, "size": {"type": "integer", "minimum": 8, "maximum": 200},
+    "color": {"type": "string", "maxLength": 40}, "background": {"type": "string", "maxLength": 40},
+    "max_lines": {"type": "integer", "minimum": 1, "maximum": 20}, "fade_seconds": {"type": "number", "minimum": 0, "maximum": 600}}}
+SOURCE_INPUT = {"type": "object", "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 100}, "kind": {"type": "string", "enum": ["captions", "web", "stream", "recording"]},
+    "url": {"type": "string", "maxLength": 2048}, "stream_id": {"type": "integer", "minimum": 1}, "recording_id": {"type": "string", "maxLength": 64},
+    "x": {"type": "integer"}, "y": {"type": "integer"}, "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
+    "z": {"type": "integer"}, "visible": BOOL, "style": STYLE}}
+BROWSER_SOURCE = obj({"id": INT, "community_id": INT, "name": STRING, "kind": STRING, "url": nullable(STRING), "stream_id": nullable(INT),
+                      "recording_id": nullable(STRING), "x": INT, "y": INT, "width": INT, "height": INT, "z": INT, "visible": BOOL, "style": {"type": "object"}})
+
 STREAM_FILTERS = [
     query("status", STRING, "live, offline or unknown (comma-separated for several)"),
     query("notStatus", STRING, "Exclude these statuses (comma-separated)"),
@@ -235,6 +247,45 @@ paths = {
                                         query("entity_id", {"type": "string", "maxLength": 200}, "Id of the entity"),
                                         query("actor", {"type": "string", "maxLength": 200}, "e.g. user:ada@example.org"),
                                         query("since", STRING, "ISO 8601 time or Unix seconds"), query("until", STRING, "ISO 8601 time or Unix seconds")] + PAGING)},
+    "/overlay/{key}": {"get": op("The overlay page for OBS (HTML)", {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}}, "overlays",
+                                params=[{"name": "key", "in": "path", "required": True, "schema": STRING}], security=False)},
+    "/overlay/captions/{key}": {"get": op("The captions-only overlay page (HTML)", {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}}, "overlays",
+                                         params=[{"name": "key", "in": "path", "required": True, "schema": STRING}], security=False)},
+    "/ws/captions/{community}": {"get": op("WebSocket: a community's captions (?key= the overlay key)", {"101": {"description": "Switching to WebSocket"}}, "overlays",
+                                           params=[{"name": "community", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                                                   query("key", STRING, "The overlay key")], security=False)},
+    "/api/v1/internal/captions": {"post": op("Ingest a caption (service key)", {"202": ok(obj({"stored": BOOL, "delivered_to": INT}))}, "overlays", security=False,
+                                             params=[{"name": "X-Service-Key", "in": "header", "required": True, "schema": STRING}],
+                                             body={"type": "object", "required": ["community_id"], "properties": {
+                                                 "community_id": {"type": ["integer", "string"]}, "text": {"type": "string", "maxLength": 2000},
+                                                 "speaker": {"type": "string", "maxLength": 200}, "language": {"type": "string", "maxLength": 35},
+                                                 "is_final": BOOL, "platform": {"type": "string", "maxLength": 200}, "username": {"type": "string", "maxLength": 200},
+                                                 "original_message": {"type": "string", "maxLength": 2000}, "translated_message": {"type": "string", "maxLength": 2000},
+                                                 "detected_language": {"type": "string", "maxLength": 35}, "target_language": {"type": "string", "maxLength": 35},
+                                                 "confidence": {"type": "number", "minimum": 0, "maximum": 1}}})},
+    "/api/v1/communities": {
+        "get": op("Communities (editor)", {"200": ok(obj({"communities": {"type": "array", "items": ref("Community")}}))}, "overlays"),
+        "post": op("Create a community and its first overlay key, shown once (editor)",
+                   {"201": ok(obj({"community": obj({"id": INT, "name": STRING}), "overlay_key": STRING, "overlay_url": STRING}))}, "overlays",
+                   body=obj({"name": {"type": "string", "minLength": 1, "maxLength": 100}}, additional=True)),
+    },
+    "/api/v1/communities/{id}": {"get": op("A community and its key status (prefixes only)", {"200": ok(obj({"community": ref("Community"), "overlay_key": {"type": ["object", "null"]}}))},
+                                           "overlays", params=[path_id()])},
+    "/api/v1/communities/{id}/overlay_key/rotate": {"post": op("Rotate the overlay key; the new key is shown once (editor)",
+                                                               {"200": ok(obj({"overlay_key": STRING, "overlay_url": STRING, "previous_valid_for_seconds": INT}))},
+                                                               "overlays", params=[path_id()])},
+    "/api/v1/communities/{id}/overlay_key/schedule": {"put": op("Rotate the key every N seconds, or stop (null)", {"200": ok({"type": "object"})}, "overlays",
+                                                                params=[path_id()], body=obj({"every_seconds": {"type": ["number", "null"]}}, additional=True))},
+    "/api/v1/communities/{id}/sources": {
+        "get": op("The community's browser sources", {"200": ok(obj({"sources": {"type": "array", "items": ref("BrowserSource")}}))}, "overlays", params=[path_id()]),
+        "post": op("Add a browser source (editor)", {"201": ok(ref("BrowserSource"))}, "overlays", params=[path_id()], body=SOURCE_INPUT),
+    },
+    "/api/v1/communities/{id}/sources/{source}": {
+        "patch": op("Change a browser source (editor)", {"200": ok(ref("BrowserSource"))}, "overlays", params=[path_id(), path_id("source")], body=SOURCE_INPUT),
+        "delete": op("Remove a browser source (editor)", {"204": NO_CONTENT}, "overlays", params=[path_id(), path_id("source")]),
+    },
+    "/api/v1/communities/{id}/access-log": {"get": op("Who loaded the overlay (editor)", {"200": ok(obj({"entries": {"type": "array", "items": {"type": "object"}}, "meta": ref("Meta")}))},
+                                                      "overlays", params=[path_id()] + PAGING)},
     "/api/v1/ignore_lists/by_type": {"get": op("Ignore lists, by type", {"200": ok(obj({k: {"type": "array", "items": STRING} for k in ["twitch_users", "discord_users", "urls", "domains"]}))}, "compat")},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
@@ -255,6 +306,7 @@ document = {
             "Error": obj({"error": obj({"code": STRING, "message": STRING})}),
             "Stream": obj(STREAM_FIELDS), "WallStream": WALL_STREAM, "Meta": META, "User": USER, "Token": TOKEN, "Lock": LOCK,
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
+            "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
         },
     },
 }

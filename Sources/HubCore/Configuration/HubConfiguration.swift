@@ -58,6 +58,12 @@ public struct HubConfiguration: Sendable {
     public var loginFailureLimit: Int
     /// bcrypt cost of new password hashes.
     public var bcryptCost: Int
+    /// Seconds a rotated-out overlay key stays valid.
+    public var overlayGracePeriod: Double
+    /// Seconds stored captions are kept.
+    public var captionRetention: Double
+    /// Seconds overlay access-log entries are kept.
+    public var accessLogRetention: Double
 
     /// The settings, in the order `--help` and the README list them. Each is a flag (`--name`) and a
     /// `STREAMHUB_NAME` environment variable; the flag wins.
@@ -81,6 +87,9 @@ public struct HubConfiguration: Sendable {
         Setting("write-rate-limit", default: "600", help: "Writes per minute allowed to each user or API key."),
         Setting("login-failure-limit", default: "5", help: "Failed sign-ins per minute allowed from one IP address, then 429."),
         Setting("bcrypt-cost", default: "12", help: "bcrypt cost (work factor) of password hashes, 10 to 16."),
+        Setting("overlay-grace-period", default: "300", help: "Seconds a rotated-out overlay key stays valid."),
+        Setting("caption-retention", default: "300", help: "Seconds stored captions are kept before the cleaner deletes them."),
+        Setting("access-log-retention-days", default: "30", help: "Days overlay access-log entries are kept."),
     ]
 
     /// One configuration setting: its flag name, default and help text.
@@ -183,7 +192,10 @@ public struct HubConfiguration: Sendable {
             shutdownTimeout: .seconds(try source.integer("shutdown-timeout", in: 1...600) ?? 10),
             writeRateLimit: try source.integer("write-rate-limit", in: 1...1_000_000) ?? 600,
             loginFailureLimit: try source.integer("login-failure-limit", in: 1...10_000) ?? 5,
-            bcryptCost: try source.integer("bcrypt-cost", in: 10...16) ?? 12
+            bcryptCost: try source.integer("bcrypt-cost", in: 10...16) ?? 12,
+            overlayGracePeriod: Double(try source.integer("overlay-grace-period", in: 0...86_400) ?? 300),
+            captionRetention: Double(try source.integer("caption-retention", in: 10...31_536_000) ?? 300),
+            accessLogRetention: Double(try source.integer("access-log-retention-days", in: 1...3650) ?? 30) * 86_400
         )
     }
 
@@ -197,7 +209,8 @@ public struct HubConfiguration: Sendable {
             instanceID: "test-" + String(UInt32.random(in: 0...UInt32.max), radix: 16),
             maxBodySize: 1 << 20, webSocketMaxFrameSize: 64 << 10, webSocketMaxQueuedBytes: 256 << 10,
             webSocketPingInterval: .seconds(30), shutdownTimeout: .seconds(10),
-            writeRateLimit: 100_000, loginFailureLimit: 5, bcryptCost: 4
+            writeRateLimit: 100_000, loginFailureLimit: 5, bcryptCost: 4,
+            overlayGracePeriod: 300, captionRetention: 300, accessLogRetention: 30 * 86_400
         )
     }
 

@@ -165,7 +165,7 @@ public final class Access: Sendable {
 extension HubRequestContext {
     /// The caller, who must have at least `role`: 401 without (valid) credentials, 403 with too small a role.
     @discardableResult
-    func require(_ role: Role) throws -> Principal {
+    public func require(_ role: Role) throws -> Principal {
         guard let principal else {
             throw HubError.unauthorized("sign in first: send 'Authorization: Bearer <token or API key>'", code: "unauthenticated")
         }

@@ -1,0 +1,100 @@
+import Foundation
+import HubCore
+import HubStore
+import Hummingbird
+import Logging
+import Metrics
+import Realtime
+import Registry
+import ServiceLifecycle
+
+/// OBS overlays with rotating keys, live captions and (with ``OverlayGRPCService``) the gRPC service.
+public struct OverlaysModule: Sendable {
+    public let keys: OverlayKeys
+    let captions: CaptionHub
+    let pages: PageCache
+    let communities: CommunityDirectory
+    let accessLog: AccessLog
+    let writer: CaptionWriter
+    let database: HubDatabase
+    let bus: EventBus
+    let realtime: RealtimeModule
+    let serviceKeys: ServiceKeyValidator
+    let captionRetention: Double
+    let logger: Logger
+
+    /// The hub history every captions topic keeps: the last 10 captions of the last 5 minutes.
+    public static let historyPolicy = (prefix: CaptionHub.topicPrefix, capacity: CaptionHub.historyCount, maxAge: CaptionHub.historyAge)
+
+    public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
+                clock: any WallClock = SystemWallClock(), logger: Logger, metrics: any MetricsFactory) async throws {
+        self.database = database
+        self.bus = bus
+        self.realtime = realtime
+        self.logger = logger
+        self.keys = OverlayKeys(database: database, clock: clock, gracePeriod: configuration.overlayGracePeriod)
+        self.communities = CommunityDirectory(database: database)
+        try await communities.load()
+        self.writer = CaptionWriter(database: database, logger: logger, metrics: metrics)
+        self.captions = CaptionHub(bus: bus, hub: realtime.hub, writer: writer, communities: communities, history: CaptionHistory())
+        self.pages = PageCache(database: database, registry: registry.service)
+        self.accessLog = AccessLog(database: database, logger: logger, retention: configuration.accessLogRetention)
+        self.serviceKeys = ServiceKeyValidator(keys: configuration.serviceKeys)
+        self.captionRetention = configuration.captionRetention
+    }
+
+    public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
+        OverlayController(keys: keys, captions: captions, pages: pages, accessLog: accessLog, serviceKeys: serviceKeys, logger: logger)
+            .addRoutes(to: router, webSockets: realtime.webSockets)
+        CommunitiesController(database: database, keys: keys, pages: pages, communities: communities, bus: bus).addRoutes(to: api)
+    }
+
+    public var services: [any Service] {
+        [
+            writer,
+            CaptionForwarder(bus: bus, hub: realtime.hub, history: captions.history),
+            CaptionCleaner(database: database, retention: captionRetention, logger: logger),
+            OverlayBackground(keys: keys, pages: pages, communities: communities, accessLog: accessLog, bus: bus, logger: logger),
+        ]
+    }
+}
+
+/// Scheduled key rotation, access-log retention, and page-cache invalidation announced by other instances.
+struct OverlayBackground: Service {
+    let keys: OverlayKeys
+    let pages: PageCache
+    let communities: CommunityDirectory
+    let accessLog: AccessLog
+    let bus: EventBus
+    let logger: Logger
+
+    func run() async throws {
+        let events = bus.subscribe(types: [CommunitiesController.sourcesChanged])
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await envelope in events.cancelOnGracefulShutdown() {
+                    struct Changed: Decodable { let community_id: Int64 }
+                    if let changed = try? JSONDecoder().decode(Changed.self, from: Data(envelope.payload.readableBytesView)) {
+                        pages.invalidate(changed.community_id)
+                    }
+                }
+            }
+            group.addTask {
+                var ticks = 0
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    do {
+                        for community in try await keys.due() {
+                            _ = try await keys.rotate(community)
+                            logger.notice("rotated overlay key on schedule", metadata: ["community_id": "\(community)"])
+                        }
+                        if ticks % 360 == 0 { try await accessLog.prune() }
+                    } catch {
+                        logger.warning("overlay maintenance failed", metadata: ["error": "\(error)"])
+                    }
+                    ticks += 1
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
+                }
+            }
+        }
+    }
+}

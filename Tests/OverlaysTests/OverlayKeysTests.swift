@@ -1,0 +1,106 @@
+import Foundation
+import HubCore
+import HubStore
+import HubTestSupport
+import Logging
+@testable import Overlays
+import Testing
+
+@Suite struct OverlayKeysTests {
+    func withKeys(_ backend: TestDatabases.Backend, _ body: (OverlayKeys, ManualWallClock, HubDatabase) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try HubDatabase.open(try await TestDatabases.make(backend, in: directory), logger: Logger(label: "test"))
+        do {
+            try await Migrator(database: database, migrations: CoreMigrations.all + OverlayMigrations.all, logger: Logger(label: "test")).migrate()
+            let clock = ManualWallClock()
+            try await body(OverlayKeys(database: database, clock: clock, gracePeriod: 300), clock, database)
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+        await database.shutdown()
+    }
+
+    @Test(arguments: TestDatabases.available)
+    func rotationTimeline(backend: TestDatabases.Backend) async throws {
+        try await withKeys(backend) { keys, clock, database in
+            let (community, first) = try await OverlayAdmin.create(name: "north", database: database, keys: keys, communities: nil)
+            #expect(first.count == 64 && first.allSatisfy(\.isHexDigit))
+            #expect(try await keys.validate(first) == .init(communityID: community, inGracePeriod: false))
+            #expect(try await keys.validate(first.uppercased()) != nil, "hex is case-insensitive")
+
+            clock.advance(by: 1000)
+            let second = try await keys.rotate(community)
+            #expect(second != first)
+            #expect(try await keys.validate(second) == .init(communityID: community, inGracePeriod: false))
+            clock.advance(by: 299)
+            #expect(try await keys.validate(first) == .init(communityID: community, inGracePeriod: true), "previous key inside the grace period")
+            clock.advance(by: 1)
+            #expect(try await keys.validate(first) == nil, "previous key after the grace period")
+            #expect(try await keys.validate(second) != nil)
+
+            // Rotated twice in a row: the first key is dead at once, even inside the grace period.
+            let third = try await keys.rotate(community)
+            #expect(try await keys.validate(second) == .init(communityID: community, inGracePeriod: true))
+            _ = try await keys.rotate(community)
+            #expect(try await keys.validate(third) != nil)
+            #expect(try await keys.validate(second) == nil)
+            #expect(try await keys.validate(first) == nil)
+        }
+    }
+
+    @Test(arguments: ["", "abc", String(repeating: "g", count: 64), String(repeating: "0", count: 63), String(repeating: "0", count: 65), "'; DROP TABLE overlay_keys; --"])
+    func malformedKeysAreInvalid(key: String) async throws {
+        try await withKeys(.sqlite) { keys, _, database in
+            _ = try await OverlayAdmin.create(name: "c", database: database, keys: keys, communities: nil)
+            #expect(try await keys.validate(key) == nil)
+        }
+    }
+
+    @Test func onlyTheHashIsStored() async throws {
+        try await withKeys(.sqlite) { keys, _, database in
+            let (_, key) = try await OverlayAdmin.create(name: "c", database: database, keys: keys, communities: nil)
+            let row = try #require(try await database.sql.raw("SELECT current_hash, current_prefix FROM overlay_keys").first())
+            let hash = try row.decode(column: "current_hash", as: String.self)
+            #expect(hash != key && hash.count == 64)
+            #expect(try row.decode(column: "current_prefix", as: String.self) == String(key.prefix(8)))
+        }
+    }
+}
+
+@Suite struct OverlayPageTests {
+    @Test func userSuppliedStringsAreEscaped() throws {
+        var style = BrowserSource.Style()
+        style.maxLines = 2
+        let hostile = try BrowserSource.testing(id: 1, name: #""><script>alert(1)</script>"#, kind: .web,
+                                                url: #"https://evil.example/" onload="alert(2)"#)
+        let javascript = try BrowserSource.testing(id: 2, name: "js", kind: .web, url: "javascript:alert(3)")
+        let captions = try BrowserSource.testing(id: 3, name: "captions", kind: .captions, url: nil, style: style)
+        let rendered = OverlayPage.render(sources: [hostile, javascript, captions], streamLinks: [:], captionsOnly: false)
+        let page = rendered.page(communityID: 7, key: "</script><script>alert(4)</script>")
+        #expect(!page.contains("<script>alert"), "no injected script element")
+        #expect(!page.contains(#"" onload=""#), "no attribute break-out")
+        #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!page.contains("javascript:"), "non-http(s) URLs are dropped")
+        #expect(page.contains("\\u003c/script\\u003e"), "the settings block cannot close its script element")
+        #expect(rendered.csp.contains("frame-src https://evil.example"))
+        #expect(rendered.csp.contains("script-src 'sha256-"))
+        #expect(!rendered.csp.contains("unsafe-inline'; connect") || rendered.csp.contains("style-src 'unsafe-inline'"))
+        #expect(rendered.sourcesServed == 2)
+    }
+
+    @Test(arguments: ["red; background:url(x)", "#12345g", "expression(alert(1))", "rgb(1,2,3);x:y"])
+    func unsafeColoursAreRefused(colour: String) {
+        var style = BrowserSource.Style()
+        style.color = colour
+        #expect(throws: HubError.self) { try style.validate() }
+    }
+}
+
+extension BrowserSource {
+    static func testing(id: Int64, name: String, kind: Kind, url: String?, style: Style = .init()) throws -> BrowserSource {
+        BrowserSource(id: id, communityID: 7, name: name, kind: kind, url: url, streamID: nil, recordingID: nil,
+                      x: 0, y: 0, width: 640, height: 360, z: Int(id), visible: true, style: style)
+    }
+}
