@@ -49,6 +49,11 @@ public struct OverlaysModule: Sendable {
         CommunitiesController(database: database, keys: keys, pages: pages, communities: communities, bus: bus).addRoutes(to: api)
     }
 
+    /// The gRPC service (served by the composition root's gRPC server).
+    public var grpcService: OverlayGRPCService {
+        OverlayGRPCService(keys: keys, captions: captions, hub: realtime.hub, serviceKeys: serviceKeys)
+    }
+
     public var services: [any Service] {
         [
             writer,

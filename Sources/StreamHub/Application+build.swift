@@ -22,6 +22,7 @@ public struct StreamHubApplication: Sendable {
     public let bus: EventBus
     public let realtime: RealtimeModule
     public let registry: RegistryModule
+    public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
     public let health: ServiceHealth
@@ -122,6 +123,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += realtime.services
     services += registryModule.services
     services += overlays.services
+    let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
+                                 interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
+    services.append(grpc)
     let app = Application(
         router: router,
         server: realtime.server,
@@ -137,7 +141,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, routes: routes, health: health, metrics: registry, logger: logger)
+                                realtime: realtime, registry: registryModule, grpc: grpc, routes: routes, health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
