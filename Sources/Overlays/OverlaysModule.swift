@@ -51,7 +51,7 @@ public struct OverlaysModule: Sendable {
 
     /// The gRPC service (served by the composition root's gRPC server).
     public var grpcService: OverlayGRPCService {
-        OverlayGRPCService(keys: keys, captions: captions, hub: realtime.hub, serviceKeys: serviceKeys)
+        OverlayGRPCService(keys: keys, captions: captions)
     }
 
     public var services: [any Service] {

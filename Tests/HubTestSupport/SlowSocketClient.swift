@@ -13,18 +13,8 @@ public final class SlowSocketClient: @unchecked Sendable {
     private var descriptor: Int32
 
     public init(port: Int, path: String) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TestFailure("socket() failed") }
-        var size: Int32 = 2048
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect() failed") }
+        // A tiny receive buffer, set before connecting, so the server's writes back up quickly.
+        descriptor = try connectLoopback(port: port, receiveBuffer: 2048)
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
@@ -58,19 +48,10 @@ public final class SlowSocketClient: @unchecked Sendable {
 /// Sends `request` as raw bytes over a fresh TCP connection and answers everything the server writes until
 /// it has sent one complete response or closed the connection (or `seconds` pass), for requests no HTTP client library would send.
 public func rawHTTPExchange(port: Int, request: String, seconds: Int = 10) throws -> String {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+    let descriptor = try connectLoopback(port: port)
     defer { _ = Glibc.close(descriptor) }
     var timeout = timeval(tv_sec: seconds, tv_usec: 0)
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("connect() failed") }
     let bytes = Array(request.utf8)
     var sent = 0
     while sent < bytes.count {
@@ -111,4 +92,26 @@ extension SlowSocketClient {
     public static func open(port: Int, path: String) async throws -> SlowSocketClient {
         try await onOwnThread { try SlowSocketClient(port: port, path: path) }
     }
+}
+
+/// A blocking TCP socket connected to 127.0.0.1:`port` (optionally with a small receive buffer, set
+/// before the connection so the window stays small).
+func connectLoopback(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+    if var size = receiveBuffer {
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        _ = Glibc.close(descriptor)
+        throw TestFailure("connect() failed")
+    }
+    return descriptor
 }

@@ -10,8 +10,6 @@ import Synchronization
 public struct OverlayGRPCService: Streamhub_V1_BrowserSourceService.SimpleServiceProtocol {
     let keys: OverlayKeys
     let captions: CaptionHub
-    let hub: WebSocketHub
-    let serviceKeys: ServiceKeyValidator
 
     public func validateOverlayKey(request: Streamhub_V1_ValidateOverlayKeyRequest, context: ServerContext) async throws
         -> Streamhub_V1_ValidateOverlayKeyResponse {

@@ -1,7 +1,7 @@
-import Crypto
 import Foundation
 import HubCore
 import HubStore
+import Registry
 import SQLKit
 
 /// Overlay keys: 32 random bytes as 64 hex characters, per community. Only SHA-256 hashes are stored
@@ -49,17 +49,9 @@ public struct OverlayKeys: Sendable {
     var now: Double { clock.now().timeIntervalSince1970 }
 
     /// A new key: 32 random bytes as 64 lowercase hex characters.
-    static func newKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }.joined()
-    }
+    static func newKey() -> String { RandomKey.hex(bytes: 32) }
 
-    static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-    }
+    static func hash(_ key: String) -> String { RandomKey.sha256(key) }
 
     /// What may be logged of a key.
     public static func prefix(_ key: String) -> String { String(key.prefix(8)) }

@@ -27,11 +27,16 @@ public struct EventsForwarder: Service {
 
     /// Splices `"event":"<type>"` in front of the payload's fields without re-encoding them.
     public static func frame(for envelope: EventEnvelope) -> ByteBuffer {
-        var payload = envelope.payload
+        frame(type: envelope.type, payload: envelope.payload)
+    }
+
+    /// The same frame for an event that did not come through the bus (a replay, a snapshot).
+    public static func frame(type: String, payload: ByteBuffer) -> ByteBuffer {
+        var payload = payload
         var text = ByteBuffer()
-        text.reserveCapacity(payload.readableBytes + envelope.type.utf8.count + 12)
+        text.reserveCapacity(payload.readableBytes + type.utf8.count + 12)
         text.writeString("{\"event\":")
-        text.writeString(JSONText.quote(envelope.type))
+        text.writeString(JSONText.quote(type))
         while let byte = payload.getInteger(at: payload.readerIndex, as: UInt8.self), byte == 0x20 || byte == 0x0a || byte == 0x0d || byte == 0x09 {
             payload.moveReaderIndex(forwardBy: 1)
         }

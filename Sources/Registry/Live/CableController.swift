@@ -93,8 +93,7 @@ struct CableController {
                 ("event", .string("welcome")), ("role", .string(principal.role)), ("name", .string(principal.name)),
             ])))
             for lock in service.locks.all() {
-                connection.send(EventsForwarder.frame(for: EventEnvelope(type: RegistryEventType.locked, payload: ByteBuffer(string: lock.lockedPayload),
-                                                                         origin: "", sequence: 0, publishedAtMicros: 0)))
+                connection.send(EventsForwarder.frame(type: RegistryEventType.locked, payload: ByteBuffer(string: lock.lockedPayload)))
             }
             var last = session.since
             do {
@@ -117,8 +116,7 @@ struct CableController {
             return nil
         case .events(let events):
             for event in events {
-                connection.send(EventsForwarder.frame(for: EventEnvelope(type: event.type, payload: ByteBuffer(string: event.payload),
-                                                                         origin: "", sequence: 0, publishedAtMicros: 0)))
+                connection.send(EventsForwarder.frame(type: event.type, payload: ByteBuffer(string: event.payload)))
             }
             return events.last?.id ?? since
         }
