@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# /events fan-out benchmark: StreamHub vs the Python seed design vs nginx + nchan, same load generator,
-# same machine, one run.
+# Fan-out benchmark: StreamHub vs the Python seed design (vs nginx + nchan), same load generator, same
+# machine, one run. Two channels:
+#   --channel events    WS /events, published by POST /api/v1/events; peers: seed_events_server.py, nchan
+#   --channel captions  WS /ws/captions/{community}?key=, captions POSTed to /api/v1/internal/captions;
+#                       peer: seed_captions_server.py (the browser-source seed's design)
 #
 # For each server it finds the largest number of WebSocket clients that still get 10 events/s with
 # p99 delivery latency under 50 ms and no loss (a ladder of client counts, then one bisection step),
 # and measures 19,000 clients at 1 event/s. Each measurement starts a fresh server; memory per idle
 # connection is (server RSS with N idle clients - RSS before) / N.
 #
-# Usage: scripts/bench/fanout.sh [--quick] [--servers "streamhub python nchan"] [--duration S]
+# Usage: scripts/bench/fanout.sh [--channel events|captions] [--quick] [--servers "streamhub python nchan"]
+#                               [--duration S] [--ladder "1000 2000 ..."]
 # Writes a Markdown table to stdout and raw JSON lines to $OUT (default /tmp/streamhub-fanout.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-SERVERS="streamhub python nchan"
+CHANNEL=events
+SERVERS=""
 DURATION=15
 LADDER="1000 2000 3000 4000 5000 6000 7000 8000 10000 12000 14000 16000 19000"
 BIG=19000
@@ -20,13 +25,22 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) LADDER="1000 4000"; BIG=4000; DURATION=5 ;;
         --servers) SERVERS=$2; shift ;;
+        --channel) CHANNEL=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --ladder) LADDER=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
-OUT=${OUT:-/tmp/streamhub-fanout.jsonl}
+case "$CHANNEL" in
+    events) SERVERS=${SERVERS:-"streamhub python nchan"} ;;
+    captions) SERVERS=${SERVERS:-"streamhub python"}
+        # The seed's caption design holds far fewer clients: start the ladder lower so it gets a figure.
+        [ "$LADDER" = "1000 2000 3000 4000 5000 6000 7000 8000 10000 12000 14000 16000 19000" ] &&
+            LADDER="250 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 6000 7000 8000 10000 12000 14000 16000 19000" ;;
+    *) echo "unknown channel $CHANNEL (events or captions)" >&2; exit 2 ;;
+esac
+OUT=${OUT:-/tmp/streamhub-fanout-$CHANNEL.jsonl}
 : >"$OUT"
 WORK=$(mktemp -d /tmp/streamhub-bench.XXXXXX)
 KEY=bench-service-key-0123456789
@@ -40,20 +54,40 @@ swift build -c release --product streamhub >&2
 cc -O2 -o "$WORK/wsload" scripts/bench/wsload.c -lm
 
 SERVER_PIDS=""
-start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, SUB_PATH
+start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIELDS, SUB_PATH
     local kind=$1 port=$2
-    case "$kind" in
-        streamhub)
+    PUB_FIELDS=""
+    case "$CHANNEL:$kind" in
+        captions:streamhub)
+            rm -rf "$WORK/data"
+            local created community key
+            created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$ROOT/.build/release/streamhub" overlay create bench)
+            community=$(sed -n 's/.*community \([0-9]*\).*/\1/p' <<<"$created" | head -1)
+            key=$(sed -n 's/.*overlay key \([0-9a-f]*\).*/\1/p' <<<"$created" | head -1)
+            STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
+                "$ROOT/.build/release/streamhub" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
+            SERVER_PIDS=$!
+            PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS="\"community_id\":$community,"
+            SUB_PATH="/ws/captions/$community?key=$key" ;;
+        captions:python)
+            rm -f "$WORK"/seed-captions.db*
+            local key
+            key=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+            python3 scripts/bench/seed_captions_server.py "$port" "$WORK/seed-captions.db" "$KEY" 1 "$key" >"$WORK/python.log" 2>&1 &
+            SERVER_PIDS=$!
+            PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS='"community_id":1,'
+            SUB_PATH="/ws/captions/1?key=$key" ;;
+        events:streamhub)
             rm -rf "$WORK/data"
             STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
                 "$ROOT/.build/release/streamhub" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
             SERVER_PIDS=$!
             PUB_PATH=/api/v1/events; PUB_HEADER="X-Service-Key: $KEY"; SUB_PATH="/events?types=transcription" ;;
-        python)
+        events:python)
             python3 scripts/bench/seed_events_server.py "$port" >"$WORK/python.log" 2>&1 &
             SERVER_PIDS=$!
             PUB_PATH=/publish; PUB_HEADER=""; SUB_PATH=/events ;;
-        nchan)
+        *:nchan)
             mkdir -p "$WORK/nginx/body"
             sed -e "s|@DIR@|$WORK/nginx|g" -e "s|@PORT@|$port|g" scripts/bench/nchan.conf.template >"$WORK/nginx/nginx.conf"
             nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 &
@@ -86,7 +120,7 @@ measure() {  # kind clients rate -> JSON line
     start_server "$kind" "$port"
     local line
     line=$("$WORK/wsload" --port "$port" --path "$SUB_PATH" --clients "$clients" --rate "$rate" --duration "$DURATION" \
-        --pub-path "$PUB_PATH" --pub-header "$PUB_HEADER" --server-pids "$SERVER_PIDS" --label "$kind")
+        --pub-path "$PUB_PATH" --pub-header "$PUB_HEADER" --pub-fields "$PUB_FIELDS" --server-pids "$SERVER_PIDS" --label "$kind")
     stop_server "$kind"
     echo "$line" >>"$OUT"
     echo "$line" >&2
@@ -116,9 +150,10 @@ for kind in $SERVERS; do
     BIG_LINE[$kind]=$(measure "$kind" "$BIG" 1)
 done
 
-python3 - "$OUT" "$BIG" $SERVERS <<'PY'
+python3 - "$OUT" "$BIG" "$CHANNEL" $SERVERS <<'PY'
 import json, sys
-path, big, kinds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+path, big, channel, kinds = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+print(f"channel: {channel}\n")
 rows = [json.loads(l) for l in open(path) if l.strip()]
 def ok(r): return r["connected"] == r["clients"] and r["lost"] == 0 and r["disconnected_during_run"] == 0 and 0 <= r["p99_ms"] < 50
 best = {}

@@ -10,7 +10,7 @@
 // Build: cc -O2 -o wsload wsload.c -lm
 // Usage: wsload --port P --path /events --clients N --rate R --duration S
 //               --pub-port P --pub-path /api/v1/events [--pub-header 'X-Service-Key: k']
-//               [--server-pids 123,456] [--label name]
+//               [--pub-fields '"community_id":1,'] [--server-pids 123,456] [--label name]
 // Prints one JSON object with the results.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +56,7 @@ static int port = 8027, pub_port = 0, clients_target = 1000, duration = 20, conn
 static double rate = 10;
 static const char *path = "/events", *pub_path = "/api/v1/events", *pub_header = "";
 static const char *server_pids = "", *label = "server";
+static const char *pub_fields = "";  // extra JSON members put first in every published body, e.g. "community_id":1,
 
 static client_t *clients;
 static publisher_t pubs[MAX_PUB];
@@ -267,8 +268,8 @@ static void publish_one(void) {
     char body[512];
     int blen;
     // The same body suits every server: StreamHub validates and re-publishes it, the others pass it on.
-    blen = snprintf(body, sizeof body, "{\"event\":\"transcription\",\"text\":\"%ld:%lld\",\"is_final\":true,\"session_id\":\"bench\"}",
-                    seq, (long long)now_us());
+    blen = snprintf(body, sizeof body, "{%s\"event\":\"transcription\",\"text\":\"%ld:%lld\",\"is_final\":true,\"session_id\":\"bench\"}",
+                    pub_fields, seq, (long long)now_us());
     p->out_len = snprintf(p->out, sizeof p->out,
                           "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s%s\r\n%s",
                           pub_path, host, pub_port, blen, pub_header, *pub_header ? "\r\n" : "", "", body);
@@ -358,6 +359,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--pub-port")) pub_port = atoi(v);
         else if (!strcmp(k, "--pub-path")) pub_path = v;
         else if (!strcmp(k, "--pub-header")) pub_header = v;
+        else if (!strcmp(k, "--pub-fields")) pub_fields = v;
         else if (!strcmp(k, "--server-pids")) server_pids = v;
         else if (!strcmp(k, "--label")) label = v;
         else { fprintf(stderr, "unknown option %s\n", k); return 2; }
