@@ -14,10 +14,14 @@ public enum RegistryEventType {
     public static let deleted = "stream_deleted"
     public static let locked = "stream_locked"
     public static let unlocked = "stream_unlocked"
+    /// A stream's live/offline status changed (status checkers).
+    public static let status = "stream_status"
+    /// A stream link was posted in chat (discovery).
+    public static let discovered = "stream_discovered"
     /// Stream changes (replayed on reconnect).
     public static let changes: Set<String> = [created, updated, deleted]
     /// Everything the cable carries.
-    public static let cable: Set<String> = [created, updated, deleted, locked, unlocked]
+    public static let cable: Set<String> = [created, updated, deleted, locked, unlocked, status, discovered]
     /// Instance-to-instance: a logged-out token.
     static let tokenRevoked = "internal.token_revoked"
 }
@@ -192,6 +196,95 @@ public final class RegistryService: Sendable {
             }
             throw error
         }
+    }
+
+    /// What ``discover(_:by:requestID:)`` did with a link.
+    public enum DiscoveryOutcome: String, Sendable {
+        /// A new stream.
+        case created
+        /// An archived stream with this link, brought back.
+        case unarchived
+        /// An active stream with this link; nothing was written.
+        case existing
+    }
+
+    /// Creates the stream for a discovered link, brings an archived one back, or answers the active one:
+    /// never a duplicate, also when the same link is posted many times at once.
+    public func discover(_ input: StreamInput, by principal: Principal, requestID: String?) async throws -> (stream: StreamRecord, outcome: DiscoveryOutcome) {
+        do {
+            let (stream, created) = try await create(input, by: Writer(principal: principal, requestID: requestID))
+            return (stream, created ? .created : .unarchived)
+        } catch let error as HubError where error.code == "duplicate_link" {
+            let changes = try StreamChanges(input, requireLink: true)
+            guard let link = changes.link, let existing = try await StreamStore.find(link: link.url, on: database.sql) else { throw error }
+            return (existing, .existing)
+        }
+    }
+
+    /// Applies a change from a service (a status checker, an import), audited as `action`. Stream locks
+    /// do not hold services up. Answers the stream after the change (unchanged when nothing differed).
+    @discardableResult
+    public func apply(_ input: StreamInput, to id: Int64, action: String, by principal: Principal, requestID: String? = nil) async throws -> StreamRecord {
+        try await update(id, changes: try StreamChanges(input, requireLink: false), ifMatch: nil, action: action, by: Writer(principal: principal, requestID: requestID))
+    }
+
+    /// The stream with this link (after normalisation), archived or not.
+    public func stream(link: String) async throws -> StreamRecord? {
+        guard let link = try? StreamLink(link) else { return nil }
+        return try await StreamStore.find(link: link.url, on: database.sql)
+    }
+
+    /// Every stream (archived ones too when asked), oldest first, for exports and checkers.
+    public func allStreams(includeArchived: Bool, limit: Int = 100_000) async throws -> [StreamRecord] {
+        let filter: SQLQueryString = includeArchived ? "" : " WHERE is_archived = \(bind: false)"
+        return try await database.reader.raw("SELECT \(unsafeRaw: StreamRecord.columns) FROM streams" + filter + " ORDER BY id LIMIT \(bind: limit)")
+            .all().map(StreamRecord.init(row:))
+    }
+
+    /// The streams with these ids, in no particular order.
+    public func streams(ids: [Int64]) async throws -> [StreamRecord] {
+        try await StreamStore.load(ids, on: database.reader)
+    }
+
+    /// Checks a body as a create (`current == nil`) or as a change to `current` would, without writing, and
+    /// answers what would change: field, value before, value after (JSON text; before is `null` on create).
+    public func preview(_ input: StreamInput, on current: StreamRecord?) throws -> [(field: String, before: String, after: String)] {
+        let changes = try StreamChanges(input, requireLink: current == nil)
+        let now = Timestamp.now()
+        let base = current ?? StreamRecord(newWithLink: changes.link?.url ?? "", platform: changes.link?.platform ?? .other, at: now)
+        let before = current?.auditFields.mapValues(JSONText.render) ?? [:]
+        let after = StreamStore.apply(changes, to: base, at: now).auditFields.mapValues(JSONText.render)
+        return after.keys.sorted().compactMap { key in
+            let old = before[key] ?? "null"
+            guard let new = after[key], new != old, current != nil || new != "null" else { return nil }
+            return (key, old, new)
+        }
+    }
+
+    /// Records that streams were checked and their status did not change: `last_checked_at` (and
+    /// `last_live_at` for live ones) in one transaction, without audit entries, events or a new version
+    /// (a status change goes through ``apply(_:to:action:by:requestID:)`` instead). Reads here see the
+    /// new times at once; other instances when the stream next changes or their list cache expires.
+    public func recordChecked(_ checks: [(id: Int64, at: Double, live: Bool)]) async throws {
+        guard !checks.isEmpty else { return }
+        try await database.transaction { db in
+            for check in checks {
+                if check.live {
+                    try await db.raw("UPDATE streams SET last_checked_at = \(bind: check.at), last_live_at = \(bind: check.at) WHERE id = \(bind: check.id)").run()
+                } else {
+                    try await db.raw("UPDATE streams SET last_checked_at = \(bind: check.at) WHERE id = \(bind: check.id)").run()
+                }
+            }
+        }
+        // The version (and so the ETag) stays: check times are bookkeeping, and an editor's If-Match should
+        // not fail because a checker passed by. The rendered copies are dropped so reads show the new times.
+        rendered.withLock { cache in for check in checks { cache.removeValue(forKey: check.id) } }
+        changed()
+    }
+
+    /// Publishes an event about a stream on the bus (and so on the cable and /events): `{"stream": …}` plus `fields`.
+    public func announce(_ type: String, stream: StreamRecord, fields: [(String, JSONText.Value)] = []) {
+        bus.publish(type: type, payload: ByteBuffer(string: JSONText.object([("stream", .raw(stream.json))] + fields)))
     }
 
     static func duplicate(_ existing: StreamRecord) -> HubError {

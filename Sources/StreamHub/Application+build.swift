@@ -5,8 +5,10 @@ import Hummingbird
 import Logging
 import Metrics
 import Prometheus
+import Discovery
 import Overlays
 import Realtime
+import StatusChecker
 import Registry
 import ServiceLifecycle
 
@@ -22,6 +24,8 @@ public struct StreamHubApplication: Sendable {
     public let bus: EventBus
     public let realtime: RealtimeModule
     public let registry: RegistryModule
+    public let discovery: DiscoveryModule
+    public let status: StatusCheckerModule
     public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
@@ -108,7 +112,13 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     registryModule.addRoutes(to: router)
     let overlays = try await OverlaysModule(configuration: configuration, database: database, bus: bus, realtime: realtime,
                                             registry: registryModule, clock: clock, logger: logger, metrics: factory)
-    overlays.addRoutes(to: router, api: registryModule.apiGroup(router))
+    let api = registryModule.apiGroup(router)
+    overlays.addRoutes(to: router, api: api)
+    let discovery = try await DiscoveryModule(configuration: configuration, database: database, bus: bus, registry: registryModule, health: health,
+                                              logger: logger, metrics: factory)
+    discovery.addRoutes(api: api)
+    let status = StatusCheckerModule(configuration: configuration, database: database, registry: registryModule, clock: clock, logger: logger, metrics: factory)
+    status.addRoutes(api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -123,6 +133,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += realtime.services
     services += registryModule.services
     services += overlays.services
+    services += discovery.services
+    services += status.services
     let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
                                  interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
     services.append(grpc)
@@ -141,8 +153,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, grpc: grpc, routes: routes, health: health, metrics: registry, logger: logger)
+                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, grpc: grpc, routes: routes,
+                                health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all

@@ -46,6 +46,27 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("overlay-grace-period")) var overlayGracePeriod: String?
     @Option(help: ConfigurationOptions.help("caption-retention")) var captionRetention: String?
     @Option(help: ConfigurationOptions.help("access-log-retention-days")) var accessLogRetentionDays: String?
+    @Option(help: ConfigurationOptions.help("discovery-extra-hosts")) var discoveryExtraHosts: String?
+    @Option(help: ConfigurationOptions.help("discovery-places")) var discoveryPlaces: String?
+    @Option(help: ConfigurationOptions.help("twitch-channels")) var twitchChannels: String?
+    @Option(help: ConfigurationOptions.help("twitch-irc-url")) var twitchIrcUrl: String?
+    @Option(help: ConfigurationOptions.help("twitch-nick")) var twitchNick: String?
+    @Option(help: ConfigurationOptions.help("twitch-oauth-token")) var twitchOauthToken: String?
+    @Option(help: ConfigurationOptions.help("discord-token")) var discordToken: String?
+    @Option(help: ConfigurationOptions.help("discord-channels")) var discordChannels: String?
+    @Option(help: ConfigurationOptions.help("discord-gateway-url")) var discordGatewayUrl: String?
+    @Option(help: ConfigurationOptions.help("discord-intents")) var discordIntents: String?
+    @Option(help: ConfigurationOptions.help("status-checks")) var statusChecks: String?
+    @Option(help: ConfigurationOptions.help("status-live-interval")) var statusLiveInterval: String?
+    @Option(help: ConfigurationOptions.help("status-interval")) var statusInterval: String?
+    @Option(help: ConfigurationOptions.help("status-platform-intervals")) var statusPlatformIntervals: String?
+    @Option(help: ConfigurationOptions.help("status-concurrency")) var statusConcurrency: String?
+    @Option(help: ConfigurationOptions.help("status-host-rate")) var statusHostRate: String?
+    @Option(help: ConfigurationOptions.help("status-timeout")) var statusTimeout: String?
+    @Option(help: ConfigurationOptions.help("status-ytdlp-path")) var statusYtdlpPath: String?
+    @Option(help: ConfigurationOptions.help("status-ytdlp-concurrency")) var statusYtdlpConcurrency: String?
+    @Option(help: ConfigurationOptions.help("status-history-days")) var statusHistoryDays: String?
+    @Option(help: ConfigurationOptions.help("auto-archive-after")) var autoArchiveAfter: String?
 
     static func help(_ name: String) -> ArgumentHelp {
         guard let setting = HubConfiguration.settings.first(where: { $0.name == name }) else { return "" }
@@ -61,6 +82,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
             ("bcrypt-cost", bcryptCost), ("overlay-grace-period", overlayGracePeriod), ("caption-retention", captionRetention),
             ("access-log-retention-days", accessLogRetentionDays),
+            ("discovery-extra-hosts", discoveryExtraHosts), ("discovery-places", discoveryPlaces), ("twitch-channels", twitchChannels), ("twitch-irc-url", twitchIrcUrl), ("twitch-nick", twitchNick), ("twitch-oauth-token", twitchOauthToken), ("discord-token", discordToken), ("discord-channels", discordChannels), ("discord-gateway-url", discordGatewayUrl), ("discord-intents", discordIntents), ("status-checks", statusChecks), ("status-live-interval", statusLiveInterval), ("status-interval", statusInterval), ("status-platform-intervals", statusPlatformIntervals), ("status-concurrency", statusConcurrency), ("status-host-rate", statusHostRate), ("status-timeout", statusTimeout), ("status-ytdlp-path", statusYtdlpPath), ("status-ytdlp-concurrency", statusYtdlpConcurrency), ("status-history-days", statusHistoryDays), ("auto-archive-after", autoArchiveAfter),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { name, value in value.map { (name, $0) } })
     }

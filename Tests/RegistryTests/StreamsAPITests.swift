@@ -201,7 +201,7 @@ func createStream(_ api: APIClient, _ body: String) async throws -> [String: any
         ("https://m.youtube.com/watch?v=AbC123&feature=share&t=30", "https://youtube.com/watch?v=AbC123&t=30", .youtube),
         ("HTTP://Example.COM:80/Live/index.m3u8#x", "http://example.com/Live/index.m3u8", .hls),
         ("https://example.org/page?s=1&utm_source=a", "https://example.org/page?s=1", .other),
-        ("https://x.com/i/broadcasts/1ABC", "https://x.com/i/broadcasts/1abc", .x),
+        ("https://x.com/i/broadcasts/1ABC", "https://x.com/i/broadcasts/1ABC", .x),
         ("https://www.facebook.com/watch/live/?v=123", "https://facebook.com/watch/live?v=123", .facebook),
         ("kick.com/Streamer", "https://kick.com/streamer", .kick),
         ("https://www.instagram.com/someone/live/", "https://instagram.com/someone/live", .instagram),

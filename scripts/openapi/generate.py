@@ -116,6 +116,12 @@ WALL_STREAM = obj({"id": INT, "link": STRING, "kind": STRING, "source": nullable
                    "status": {"type": "string", "enum": ["Live", "Offline", "Unknown"]}, "city": nullable(STRING), "state": nullable(STRING),
                    "notes": nullable(STRING), "orientation": {"type": ["string", "null"], "enum": ["V", "H", None]}, "addedDate": TIME})
 TOKEN = obj({"token": STRING, "expires_at": TIME, "user": ref("User")})
+IGNORE_TYPES = ["url", "domain", "channel", "author", "twitch_user", "discord_user"]
+IGNORE_ENTRY = obj({"id": INT, "type": STRING, "value": STRING, "note": nullable(STRING), "created_by": nullable(STRING), "created_at": TIME})
+DISCOVERY_RESULT = obj({"link": STRING, "platform": STRING, "outcome": {"type": "string", "enum": ["created", "unarchived", "existing", "ignored"]},
+                        "stream_id": nullable(INT), "reason": nullable(STRING)})
+IMPORT_ROW = obj({"line": INT, "link": STRING, "action": {"type": "string", "enum": ["create", "update", "unchanged", "error"]},
+                  "stream_id": nullable(INT), "changes": {"type": "object"}, "error": nullable(STRING)})
 CREDENTIALS = {
     "oneOf": [
         obj({"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 200}}, additional=True),
@@ -286,7 +292,43 @@ paths = {
     },
     "/api/v1/communities/{id}/access-log": {"get": op("Who loaded the overlay (editor)", {"200": ok(obj({"entries": {"type": "array", "items": {"type": "object"}}, "meta": ref("Meta")}))},
                                                       "overlays", params=[path_id()] + PAGING)},
-    "/api/v1/ignore_lists/by_type": {"get": op("Ignore lists, by type", {"200": ok(obj({k: {"type": "array", "items": STRING} for k in ["twitch_users", "discord_users", "urls", "domains"]}))}, "compat")},
+    "/api/v1/ignore_lists/by_type": {"get": op("Ignore lists, by type (authors ignored everywhere are in both user lists)", {"200": ok(obj({k: {"type": "array", "items": STRING} for k in ["twitch_users", "discord_users", "urls", "domains", "channels"]}))}, "compat")},
+    "/api/v1/ignore_lists": {
+        "get": op("Ignore-list entries", {"200": ok(obj({"entries": {"type": "array", "items": IGNORE_ENTRY}, "meta": ref("Meta")}))}, "discovery",
+                  params=[query("type", {"type": "string", "enum": IGNORE_TYPES}, "Only entries of this type"),
+                          query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page number, from 1"),
+                          query("per_page", {"type": "integer", "minimum": 1, "maximum": 1000}, "Items per page (at most 1000)")]),
+        "post": op("Add an ignore-list entry (editor)", {"201": ok(obj({"added": {"type": "array", "items": STRING}}))}, "discovery",
+                   body=obj({"type": {"type": "string", "enum": IGNORE_TYPES}, "value": {"type": "string", "minLength": 1, "maxLength": 2048},
+                             "note": optional_string(500)}, required=["type", "value"])),
+    },
+    "/api/v1/ignore_lists/import": {"post": op("Bulk import (editor); ?dry_run=true only reports", {"200": ok(obj({
+        "dry_run": BOOL, "added": INT, "existing": INT, "invalid": {"type": "array", "items": obj({"value": STRING, "error": STRING})}}))}, "discovery",
+        params=[query("dry_run", {"type": "string", "enum": ["true", "false"]}, "Report without writing")],
+        body={"type": "object", "properties": {
+            "entries": {"type": "array", "maxItems": 10000, "items": obj({"type": STRING, "value": STRING, "note": optional_string(500)}, required=["type", "value"])},
+            "type": {"type": "string", "enum": IGNORE_TYPES}, "values": {"type": "array", "maxItems": 10000, "items": STRING}, "note": optional_string(500)}})},
+    "/api/v1/ignore_lists/{id}": {"delete": op("Remove an ignore-list entry (editor)", {"204": NO_CONTENT}, "discovery", params=[path_id()])},
+    "/api/v1/discovery/messages": {"post": op("Find stream links in a chat message and create or refresh their streams (editor or API key)",
+        {"200": ok(obj({"links": {"type": "array", "items": DISCOVERY_RESULT}}))}, "discovery",
+        body=obj({"source": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}, "channel": optional_string(200), "author": optional_string(200),
+                  "text": {"type": "string", "minLength": 1, "maxLength": 8000},
+                  "posted_at": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}, {"type": "null"}]}},
+                 required=["source", "text"], additional=True))},
+    "/api/v1/streams.csv": {"get": op("All streams as CSV in the Streamwall sheet's columns", {"200": {"description": "CSV", "content": {"text/csv": {"schema": STRING}}}},
+        "discovery", params=[query("is_archived", {"type": "string", "enum": ["true", "false", "any"]}, "Archived streams too (any) or only (true)")])},
+    "/api/v1/streams/import": {"post": op("Import streams from CSV (editor); ?dry_run=true answers the diff without writing",
+        {"200": ok(obj({"dry_run": BOOL, "summary": obj({"create": INT, "update": INT, "unchanged": INT, "error": INT}),
+                        "rows": {"type": "array", "items": IMPORT_ROW}}))}, "discovery",
+        params=[query("dry_run", {"type": "string", "enum": ["true", "false"]}, "Report the diff without writing")],
+        extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": STRING}}}})},
+    "/api/v1/streams/{id}/check": {"post": op("Check the stream's live status now (editor)", {"200": ok(obj({
+        "stream_id": INT, "status": {"type": "string", "enum": ["live", "offline", "unknown"]}, "previous": STRING, "method": {"type": "string", "enum": ["hls", "yt-dlp", "http"]},
+        "reason": nullable(STRING), "latency_ms": {"type": "number"}, "checked_at": TIME, "stream": ref("Stream")}))}, "status", params=[path_id()])},
+    "/api/v1/streams/{id}/checks": {"get": op("The stream's check history, newest first", {"200": ok(obj({"checks": {"type": "array", "items": obj({
+        "checked_at": TIME, "status": STRING, "method": STRING, "reason": nullable(STRING), "latency_ms": {"type": "number"}})}, "meta": ref("Meta")}))}, "status",
+        params=[path_id(), query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page number, from 1"),
+                query("per_page", {"type": "integer", "minimum": 1, "maximum": 500}, "Items per page (at most 500)")])},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 

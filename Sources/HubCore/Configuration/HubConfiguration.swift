@@ -64,6 +64,56 @@ public struct HubConfiguration: Sendable {
     public var captionRetention: Double
     /// Seconds overlay access-log entries are kept.
     public var accessLogRetention: Double
+    /// Chat connectors and link detection.
+    public var discovery = DiscoverySettings()
+    /// Live/offline checks.
+    public var status = StatusSettings()
+
+    /// Settings of the `Discovery` module.
+    public struct DiscoverySettings: Sendable, Equatable {
+        /// Hosts whose every link counts as a stream (besides the known platforms and .m3u8 links).
+        public var extraHosts: [String] = []
+        /// Places the location parser knows, "City, ST; Other City, ST".
+        public var places = ""
+        /// Twitch channels to read (empty: the Twitch connector is off).
+        public var twitchChannels: [String] = []
+        public var twitchIRCURL = "ircs://irc.chat.twitch.tv:6697"
+        /// Nick for Twitch chat; an anonymous justinfan nick when nil.
+        public var twitchNick: String?
+        public var twitchOAuthToken: String?
+        /// Discord bot token (nil: the Discord connector is off).
+        public var discordToken: String?
+        public var discordChannels: [String] = []
+        public var discordGatewayURL = "wss://gateway.discord.gg/?v=10&encoding=json"
+        public var discordIntents = 1 | 512 | 32768
+
+        public init() {}
+    }
+
+    /// Settings of the `StatusChecker` module.
+    public struct StatusSettings: Sendable, Equatable {
+        /// Whether the periodic checker runs.
+        public var enabled = true
+        /// Seconds between checks of live streams, and of the rest.
+        public var liveInterval: Double = 300
+        public var interval: Double = 900
+        /// Per-platform interval overrides in seconds, e.g. ["youtube": 600].
+        public var platformIntervals: [String: Double] = [:]
+        /// Checks running at once.
+        public var concurrency = 64
+        /// Requests per second to one host (host:port).
+        public var hostRate: Double = 5
+        /// Seconds one check may take.
+        public var timeout: Double = 10
+        public var ytDLPPath = "yt-dlp"
+        public var ytDLPConcurrency = 4
+        /// Days of check history kept.
+        public var historyDays: Double = 7
+        /// Seconds offline after which a stream is archived (when the auto_archive flag is on).
+        public var autoArchiveAfter: Double = 86_400
+
+        public init() {}
+    }
 
     /// The settings, in the order `--help` and the README list them. Each is a flag (`--name`) and a
     /// `STREAMHUB_NAME` environment variable; the flag wins.
@@ -90,6 +140,27 @@ public struct HubConfiguration: Sendable {
         Setting("overlay-grace-period", default: "300", help: "Seconds a rotated-out overlay key stays valid."),
         Setting("caption-retention", default: "300", help: "Seconds stored captions are kept before the cleaner deletes them."),
         Setting("access-log-retention-days", default: "30", help: "Days overlay access-log entries are kept."),
+        Setting("discovery-extra-hosts", default: "", help: "Comma-separated hosts whose every link counts as a stream (e.g. an Owncast server)."),
+        Setting("discovery-places", default: "", help: "Places the location parser knows besides US states: \"Kenosha, WI; Portland, OR\"."),
+        Setting("twitch-channels", default: "", help: "Comma-separated Twitch channels whose chat is read for stream links (empty: off)."),
+        Setting("twitch-irc-url", default: "ircs://irc.chat.twitch.tv:6697", help: "Twitch chat server, ircs:// (TLS) or irc://."),
+        Setting("twitch-nick", default: "anonymous justinfan", help: "Nick for Twitch chat (needs twitch-oauth-token)."),
+        Setting("twitch-oauth-token", default: "", help: "OAuth token for Twitch chat; anonymous when empty."),
+        Setting("discord-token", default: "", help: "Discord bot token; the Discord connector runs when set."),
+        Setting("discord-channels", default: "", help: "Comma-separated Discord channel ids to read (empty: every channel the bot sees)."),
+        Setting("discord-gateway-url", default: "wss://gateway.discord.gg/?v=10&encoding=json", help: "Discord gateway URL."),
+        Setting("discord-intents", default: "33281", help: "Gateway intents (GUILDS | GUILD_MESSAGES | MESSAGE_CONTENT)."),
+        Setting("status-checks", default: "true", help: "Run the periodic live/offline checks."),
+        Setting("status-live-interval", default: "300", help: "Seconds between checks of streams that are live."),
+        Setting("status-interval", default: "900", help: "Seconds between checks of the other streams."),
+        Setting("status-platform-intervals", default: "", help: "Per-platform seconds between checks, e.g. youtube=600,hls=60."),
+        Setting("status-concurrency", default: "64", help: "Status checks running at once."),
+        Setting("status-host-rate", default: "5", help: "Status-check requests per second to one host:port."),
+        Setting("status-timeout", default: "10", help: "Seconds one status check may take."),
+        Setting("status-ytdlp-path", default: "yt-dlp", help: "yt-dlp executable for platform pages."),
+        Setting("status-ytdlp-concurrency", default: "4", help: "yt-dlp processes running at once."),
+        Setting("status-history-days", default: "7", help: "Days of status-check history kept."),
+        Setting("auto-archive-after", default: "86400", help: "Seconds offline after which a stream is archived, when the auto_archive flag is on."),
     ]
 
     /// One configuration setting: its flag name, default and help text.
@@ -195,8 +266,69 @@ public struct HubConfiguration: Sendable {
             bcryptCost: try source.integer("bcrypt-cost", in: 10...16) ?? 12,
             overlayGracePeriod: Double(try source.integer("overlay-grace-period", in: 0...86_400) ?? 300),
             captionRetention: Double(try source.integer("caption-retention", in: 10...31_536_000) ?? 300),
-            accessLogRetention: Double(try source.integer("access-log-retention-days", in: 1...3650) ?? 30) * 86_400
+            accessLogRetention: Double(try source.integer("access-log-retention-days", in: 1...3650) ?? 30) * 86_400,
+            discovery: try resolveDiscovery(source),
+            status: try resolveStatus(source)
         )
+    }
+
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    static func resolveDiscovery(_ source: SettingSource) throws(ConfigurationError) -> DiscoverySettings {
+        var settings = DiscoverySettings()
+        settings.extraHosts = list(try source.string("discovery-extra-hosts")).map { $0.lowercased() }
+        settings.places = try source.string("discovery-places") ?? ""
+        settings.twitchChannels = list(try source.string("twitch-channels")).map { $0.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "#")) }
+        for channel in settings.twitchChannels where !(1...25).contains(channel.count) || !channel.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            throw source.invalid("twitch-channels", "'\(channel)' is not a Twitch channel name")
+        }
+        if let url = try source.string("twitch-irc-url") {
+            guard url.hasPrefix("irc://") || url.hasPrefix("ircs://") else { throw source.invalid("twitch-irc-url", "must start with ircs:// or irc://") }
+            settings.twitchIRCURL = url
+        }
+        settings.twitchNick = try source.string("twitch-nick").flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        settings.twitchOAuthToken = try source.string("twitch-oauth-token").flatMap { $0.isEmpty ? nil : $0 }
+        if settings.twitchNick != nil && settings.twitchOAuthToken == nil {
+            throw source.invalid("twitch-nick", "needs twitch-oauth-token (leave both unset to read anonymously)")
+        }
+        settings.discordToken = try source.string("discord-token").flatMap { $0.isEmpty ? nil : $0 }
+        settings.discordChannels = list(try source.string("discord-channels"))
+        for channel in settings.discordChannels where !channel.allSatisfy(\.isNumber) {
+            throw source.invalid("discord-channels", "'\(channel)' is not a Discord channel id (digits)")
+        }
+        if let url = try source.string("discord-gateway-url") {
+            guard url.hasPrefix("wss://") || url.hasPrefix("ws://") else { throw source.invalid("discord-gateway-url", "must start with wss:// or ws://") }
+            settings.discordGatewayURL = url
+        }
+        settings.discordIntents = try source.integer("discord-intents", in: 0...(1 << 26)) ?? settings.discordIntents
+        return settings
+    }
+
+    static func resolveStatus(_ source: SettingSource) throws(ConfigurationError) -> StatusSettings {
+        var settings = StatusSettings()
+        settings.enabled = try source.boolean("status-checks") ?? true
+        settings.liveInterval = Double(try source.integer("status-live-interval", in: 5...86_400) ?? 300)
+        settings.interval = Double(try source.integer("status-interval", in: 5...604_800) ?? 900)
+        for entry in list(try source.string("status-platform-intervals")) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let seconds = Double(parts[1]), (5...604_800).contains(seconds), !parts[0].isEmpty else {
+                throw source.invalid("status-platform-intervals", "must look like youtube=600,hls=60 (5 to 604800 seconds)")
+            }
+            settings.platformIntervals[parts[0].lowercased()] = seconds
+        }
+        settings.concurrency = try source.integer("status-concurrency", in: 1...4096) ?? 64
+        if let raw = try source.string("status-host-rate") {
+            guard let rate = Double(raw), rate > 0, rate <= 10_000 else { throw source.invalid("status-host-rate", "must be a number of requests per second, above 0") }
+            settings.hostRate = rate
+        }
+        settings.timeout = Double(try source.integer("status-timeout", in: 1...300) ?? 10)
+        settings.ytDLPPath = try source.string("status-ytdlp-path") ?? "yt-dlp"
+        settings.ytDLPConcurrency = try source.integer("status-ytdlp-concurrency", in: 1...64) ?? 4
+        settings.historyDays = Double(try source.integer("status-history-days", in: 1...3650) ?? 7)
+        settings.autoArchiveAfter = Double(try source.integer("auto-archive-after", in: 60...31_536_000) ?? 86_400)
+        return settings
     }
 
     /// A configuration for tests: a private data directory, port 0 and private sources allowed.
@@ -210,7 +342,9 @@ public struct HubConfiguration: Sendable {
             maxBodySize: 1 << 20, webSocketMaxFrameSize: 64 << 10, webSocketMaxQueuedBytes: 256 << 10,
             webSocketPingInterval: .seconds(30), shutdownTimeout: .seconds(10),
             writeRateLimit: 100_000, loginFailureLimit: 5, bcryptCost: 4,
-            overlayGracePeriod: 300, captionRetention: 300, accessLogRetention: 30 * 86_400
+            overlayGracePeriod: 300, captionRetention: 300, accessLogRetention: 30 * 86_400,
+            // Periodic status checks would write to every test's streams; tests that want them turn them on.
+            status: { var status = StatusSettings(); status.enabled = false; return status }()
         )
     }
 

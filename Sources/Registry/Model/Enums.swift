@@ -8,7 +8,7 @@ public enum StreamStatus: String, CaseIterable, Codable, Sendable {
     case live, offline, unknown
 
     /// The label the Streamwall wall app shows.
-    var wallLabel: String {
+    public var wallLabel: String {
         switch self {
         case .live: return "Live"
         case .offline: return "Offline"
@@ -25,7 +25,7 @@ public enum StreamKind: String, CaseIterable, Codable, Sendable {
 public enum Orientation: String, CaseIterable, Codable, Sendable {
     case vertical, horizontal
 
-    var wallLabel: String { self == .vertical ? "V" : "H" }
+    public var wallLabel: String { self == .vertical ? "V" : "H" }
 }
 
 /// What a user or API key may do: viewers read, editors also write streams, admins do everything.

@@ -32,6 +32,20 @@ public struct StreamRecord: Sendable, Equatable {
 
     static let columns = "id, link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind, orientation, streamer_id, started_at, ended_at, last_checked_at, last_live_at, created_at, updated_at, version"
 
+    /// A stream not yet stored: what a create would start from.
+    init(newWithLink link: String, platform: Platform, at now: Double) {
+        id = 0
+        self.link = link
+        self.platform = platform
+        status = .unknown
+        isPinned = false
+        isArchived = false
+        kind = .video
+        createdAt = now
+        updatedAt = now
+        version = 0
+    }
+
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: Int64.self)
         link = try row.decode(column: "link", as: String.self)

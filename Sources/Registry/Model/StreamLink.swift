@@ -83,7 +83,8 @@ public struct StreamLink: Sendable, Equatable, CustomStringConvertible {
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         if path == "/" { path = "" }
         if platform == .other, path.lowercased().hasSuffix(".m3u8") { platform = .hls }
-        if Self.caseInsensitivePaths.contains(platform) { path = path.lowercased() }
+        // Handles are case-insensitive there, but X broadcast ids (/i/broadcasts/…) are not.
+        if Self.caseInsensitivePaths.contains(platform), !(platform == .x && path.hasPrefix("/i/")) { path = path.lowercased() }
         components.percentEncodedPath = path
 
         if let items = components.percentEncodedQueryItems {

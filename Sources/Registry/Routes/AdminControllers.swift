@@ -138,12 +138,7 @@ struct AdminController {
             return jsonResponse("{\"entries\":[" + entries.joined(separator: ",") + "],\"meta\":" + paging.meta(total: total) + "}")
         }
 
-        // Lookups the Streamwall link monitor reads. Ignore lists are managed by Discovery; until it has
-        // entries they are empty. Known cities come from the streams themselves.
-        group.get("ignore_lists/by_type") { _, context in
-            try context.require(.viewer)
-            return jsonResponse(#"{"twitch_users":[],"discord_users":[],"urls":[],"domains":[]}"#)
-        }
+        // Known cities come from the streams themselves (ignore lists are Discovery's).
         group.get("locations/known_cities") { _, context in
             try context.require(.viewer)
             let rows = try await service.database.sql.raw("""

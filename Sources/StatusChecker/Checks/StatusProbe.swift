@@ -1,0 +1,224 @@
+import Foundation
+import HubCore
+import NIOCore
+import Registry
+import Synchronization
+
+/// The answer of one check.
+public struct CheckResult: Sendable, Equatable {
+    public enum Method: String, Sendable {
+        case hls, ytDLP = "yt-dlp", http
+    }
+
+    public var status: StreamStatus
+    public var method: Method
+    /// Why it is offline or unknown (or what was seen).
+    public var reason: String?
+    /// For HLS: the media sequence and last segment, to tell a moving playlist from a stuck one.
+    public var fingerprint: String?
+}
+
+/// Tells whether a stream is live, by the method its link calls for: direct HLS → the playlist (live while
+/// it moves and has no ENDLIST); platform pages → `yt-dlp -J`; anything else → HTTP reachability.
+struct StatusProbe: Sendable {
+    let fetcher: GuardedFetcher
+    let guardrail: SourceURLGuard
+    let ytDLP: YtDLPRunner
+    let timeout: Duration
+
+    /// What the last check saw of a playlist (fingerprint and when it was first seen), to spot a stuck one.
+    struct Previous: Sendable {
+        var fingerprint: String?
+        var since: Double?
+    }
+
+    static let playlistLimit = 2 << 20
+
+    func check(link: String, platform: Platform, previous: Previous, now: Double) async -> CheckResult {
+        let deadline = ContinuousClock.now + timeout
+        switch Self.method(for: link, platform: platform) {
+        case .hls: return await hls(link, previous: previous, now: now, deadline: deadline)
+        case .ytDLP: return await ytDLP.check(link, guardrail: guardrail, timeout: timeout)
+        case .http: return await reachability(link, deadline: deadline)
+        }
+    }
+
+    static func method(for link: String, platform: Platform) -> CheckResult.Method {
+        switch platform {
+        case .hls: return .hls
+        case .twitch, .youtube, .tiktok, .kick, .facebook, .instagram, .x, .rumble: return .ytDLP
+        case .other:
+            let path = URLComponents(string: link)?.path.lowercased() ?? ""
+            return path.hasSuffix(".m3u8") ? .hls : .http
+        }
+    }
+
+    // MARK: HLS
+
+    func hls(_ link: String, previous: Previous, now: Double, deadline: ContinuousClock.Instant) async -> CheckResult {
+        do {
+            var response = try await fetcher.get(link, limit: Self.playlistLimit, deadline: deadline)
+            if let offline = Self.goneStatus(response.status) { return CheckResult(status: .offline, method: .hls, reason: offline) }
+            guard (200...299).contains(response.status) else { return CheckResult(status: .unknown, method: .hls, reason: "HTTP \(response.status)") }
+            var playlist = try Playlist(response.body)
+            if let variant = playlist.firstVariant {
+                guard let url = URL(string: variant, relativeTo: URL(string: response.url))?.absoluteString else {
+                    return CheckResult(status: .unknown, method: .hls, reason: "the master playlist's variant URI is invalid")
+                }
+                response = try await fetcher.get(url, limit: Self.playlistLimit, deadline: deadline)
+                if let offline = Self.goneStatus(response.status) { return CheckResult(status: .offline, method: .hls, reason: "variant " + offline) }
+                guard (200...299).contains(response.status) else { return CheckResult(status: .unknown, method: .hls, reason: "variant HTTP \(response.status)") }
+                playlist = try Playlist(response.body)
+                if playlist.firstVariant != nil { return CheckResult(status: .unknown, method: .hls, reason: "a master playlist points to another master playlist") }
+            }
+            if playlist.ended { return CheckResult(status: .offline, method: .hls, reason: "the playlist has ended (EXT-X-ENDLIST)") }
+            guard let fingerprint = playlist.fingerprint else { return CheckResult(status: .offline, method: .hls, reason: "the playlist has no segments") }
+            // Unchanged for longer than three target durations (and at least 30 s): the source has stopped.
+            if fingerprint == previous.fingerprint, let since = previous.since, now - since > max(3 * playlist.targetDuration, 30) {
+                return CheckResult(status: .offline, method: .hls, reason: "the playlist has not changed for \(Int(now - since)) s", fingerprint: fingerprint)
+            }
+            return CheckResult(status: .live, method: .hls, reason: nil, fingerprint: fingerprint)
+        } catch let failure as GuardedFetcher.Failure {
+            return CheckResult(status: .unknown, method: .hls, reason: failure.description)
+        } catch {
+            return CheckResult(status: .unknown, method: .hls, reason: "\(error)")
+        }
+    }
+
+    static func goneStatus(_ status: Int) -> String? {
+        status == 404 || status == 410 ? "gone (HTTP \(status))" : nil
+    }
+
+    /// Just enough of an HLS playlist to tell whether it is live.
+    struct Playlist {
+        var firstVariant: String?
+        var ended = false
+        var targetDuration: Double = 10
+        var mediaSequence: Int = 0
+        var lastSegment: String?
+
+        var fingerprint: String? { lastSegment.map { "\(mediaSequence)|\($0)" } }
+
+        struct Invalid: Error, CustomStringConvertible {
+            var description: String { "not an HLS playlist (no #EXTM3U)" }
+        }
+
+        init(_ body: ByteBuffer) throws {
+            let text = String(buffer: body)
+            var lines = text.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }.makeIterator()
+            guard var first = lines.next() else { throw Invalid() }
+            if first.hasPrefix("\u{FEFF}") { first = first.dropFirst() }
+            guard first.trimmingCharacters(in: .whitespaces) == "#EXTM3U" else { throw Invalid() }
+            var expectVariant = false
+            while let raw = lines.next() {
+                let line = raw.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty { continue }
+                if line.hasPrefix("#") {
+                    if line.hasPrefix("#EXT-X-STREAM-INF") { expectVariant = true }
+                    else if line == "#EXT-X-ENDLIST" { ended = true }
+                    else if line.hasPrefix("#EXT-X-TARGETDURATION:"), let value = Double(line.dropFirst(22)) { targetDuration = value }
+                    else if line.hasPrefix("#EXT-X-MEDIA-SEQUENCE:"), let value = Int(line.dropFirst(22)) { mediaSequence = value }
+                    continue
+                }
+                if expectVariant {
+                    if firstVariant == nil { firstVariant = line }
+                    expectVariant = false
+                } else {
+                    lastSegment = line
+                }
+            }
+        }
+    }
+
+    // MARK: HTTP
+
+    func reachability(_ link: String, deadline: ContinuousClock.Instant) async -> CheckResult {
+        do {
+            let response = try await fetcher.get(link, limit: 256 << 10, deadline: deadline)
+            if let offline = Self.goneStatus(response.status) { return CheckResult(status: .offline, method: .http, reason: offline) }
+            if (200...299).contains(response.status) {
+                return CheckResult(status: .unknown, method: .http, reason: "the page answers (HTTP \(response.status)); this site does not say whether it is live")
+            }
+            return CheckResult(status: .unknown, method: .http, reason: "HTTP \(response.status)")
+        } catch .tooLarge(_) {
+            return CheckResult(status: .unknown, method: .http, reason: "the page answers; this site does not say whether it is live")
+        } catch {
+            return CheckResult(status: .unknown, method: .http, reason: error.description)
+        }
+    }
+}
+
+/// `yt-dlp -J` as a subprocess with a timeout and its own concurrency cap.
+struct YtDLPRunner: Sendable {
+    let path: String
+    let slots: AsyncSemaphore
+
+    func check(_ link: String, guardrail: SourceURLGuard, timeout: Duration) async -> CheckResult {
+        do { _ = try await guardrail.check(link) } catch {
+            return CheckResult(status: .unknown, method: .ytDLP, reason: "refused by the SSRF guard: \(error.description)")
+        }
+        await slots.wait()
+        defer { slots.signal() }
+        let seconds = max(1, Int(timeout.components.seconds))
+        let output: Subprocess.Output
+        do {
+            output = try await Subprocess.run(path, ["-J", "--no-warnings", "--no-playlist", "--skip-download", "--socket-timeout", String(seconds), "--", link],
+                                              timeout: timeout)
+        } catch {
+            return CheckResult(status: .unknown, method: .ytDLP, reason: "\(error)")
+        }
+        if output.timedOut { return CheckResult(status: .unknown, method: .ytDLP, reason: "yt-dlp timed out after \(seconds) s") }
+        return Self.interpret(output)
+    }
+
+    static func interpret(_ output: Subprocess.Output) -> CheckResult {
+        if output.status == 0, let object = try? JSONSerialization.jsonObject(with: output.stdout) as? [String: Any] {
+            let liveStatus = object["live_status"] as? String
+            if (object["is_live"] as? Bool) == true || liveStatus == "is_live" {
+                return CheckResult(status: .live, method: .ytDLP, reason: nil)
+            }
+            switch liveStatus {
+            case "is_upcoming": return CheckResult(status: .offline, method: .ytDLP, reason: "scheduled, not started yet")
+            case "was_live", "post_live": return CheckResult(status: .offline, method: .ytDLP, reason: "the broadcast has ended")
+            case "not_live": return CheckResult(status: .offline, method: .ytDLP, reason: "a recording, not a live broadcast")
+            default: return CheckResult(status: .offline, method: .ytDLP, reason: "yt-dlp does not report it live")
+            }
+        }
+        let message = String(decoding: output.stderr, as: UTF8.self)
+        let lower = message.lowercased()
+        let firstError = message.split(separator: "\n").first { $0.contains("ERROR") }.map { String($0.prefix(300)) }
+        for marker in ["is offline", "not currently live", "will begin", "has ended", "premieres in", "http error 404", "http error 410", "does not exist", "channel is not live"]
+            where lower.contains(marker) {
+            return CheckResult(status: .offline, method: .ytDLP, reason: firstError ?? marker)
+        }
+        return CheckResult(status: .unknown, method: .ytDLP, reason: firstError ?? "yt-dlp exited with status \(output.status)")
+    }
+}
+
+/// A counting semaphore for tasks: waiters queue in order.
+final class AsyncSemaphore: Sendable {
+    private let state: Mutex<(available: Int, waiters: [CheckedContinuation<Void, Never>])>
+
+    init(_ count: Int) {
+        state = Mutex((count, []))
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.available > 0 { state.available -= 1; return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func signal() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty { state.available += 1; return nil }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}
