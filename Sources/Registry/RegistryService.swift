@@ -254,7 +254,10 @@ public final class RegistryService: Sendable {
         let base = current ?? StreamRecord(newWithLink: changes.link?.url ?? "", platform: changes.link?.platform ?? .other, at: now)
         let before = current?.auditFields.mapValues(JSONText.render) ?? [:]
         let after = StreamStore.apply(changes, to: base, at: now).auditFields.mapValues(JSONText.render)
+        // Times the registry keeps by itself (a status of live stamps last_live_at) are not what a body changes.
+        let derived: Set<String> = input.lastLiveAt.isAbsent ? ["last_live_at", "started_at", "ended_at"] : []
         return after.keys.sorted().compactMap { key in
+            if derived.contains(key) { return nil }
             let old = before[key] ?? "null"
             guard let new = after[key], new != old, current != nil || new != "null" else { return nil }
             return (key, old, new)

@@ -61,6 +61,8 @@ class Server:
             "STREAMHUB_DATA_DIR": data_dir,
             "STREAMHUB_SERVICE_KEYS": SERVICE_KEY,
             "STREAMHUB_ALLOW_PRIVATE_SOURCES": "true",
+            # Periodic status checks write to streams; the tests that want them turn them on.
+            "STREAMHUB_STATUS_CHECKS": "false",
         })
         env.update(extra_env or {})
         self.log = open(self.log_path, "wb")

@@ -140,7 +140,7 @@ public final class StatusScheduler: Service, Sendable {
         let now = self.now
         try await database.sql.raw("""
             INSERT INTO stream_check_state (stream_id, next_check_at, failures)
-            SELECT id, \(bind: now) + (id % 5), 0 FROM streams
+            SELECT id, \(bind: now) + 1 + (id % 5), 0 FROM streams
             WHERE is_archived = \(bind: false) AND id NOT IN (SELECT stream_id FROM stream_check_state)
             """).run()
     }
