@@ -10,6 +10,8 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/n
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || need_apt+=(ngircd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "==> installing ${need_apt[*]}"
@@ -19,9 +21,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         echo "==> ${need_apt[*]} missing and not root: PostgreSQL tests will be skipped" >&2
     fi
 fi
-python3 -c 'import pytest, websockets, selenium' 2>/dev/null && command -v schemathesis >/dev/null || {
+python3 -c 'import pytest, websockets, selenium' 2>/dev/null && command -v schemathesis >/dev/null && command -v yt-dlp >/dev/null || {
     echo "==> installing Python test packages"
-    python3 -m pip install -q pytest websockets schemathesis selenium
+    python3 -m pip install -q pytest websockets schemathesis selenium yt-dlp
 }
 
 pg_dir=$(mktemp -d /tmp/streamhub-pg.XXXXXX)

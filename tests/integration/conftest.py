@@ -34,6 +34,13 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
         return error.code, dict(error.headers), error.read()
 
 
+def cli(data: str, *args, stdin: str | None = None):
+    """Runs a streamhub command on a data directory, with no other STREAMHUB_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
+    env["STREAMHUB_DATA_DIR"] = data
+    return subprocess.run([BINARY, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
 def wait_until(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     last = None

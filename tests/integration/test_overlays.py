@@ -9,13 +9,9 @@ import time
 
 import pytest
 
-from conftest import BINARY, SERVICE_KEY, http
+from conftest import BINARY, SERVICE_KEY, cli, http
 
 
-def cli(data: str, *args, stdin: str | None = None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
-    env["STREAMHUB_DATA_DIR"] = data
-    return subprocess.run([BINARY, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_overlay_commands(start_server, data_dir):

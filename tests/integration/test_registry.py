@@ -8,13 +8,9 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, http
+from conftest import BINARY, cli, http
 
 
-def cli(data: str, *args, stdin: str | None = None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
-    env["STREAMHUB_DATA_DIR"] = data
-    return subprocess.run([BINARY, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
 
 
 def login(server, email: str, password: str) -> str:

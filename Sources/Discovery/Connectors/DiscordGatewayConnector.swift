@@ -107,6 +107,8 @@ public struct DiscordGatewayConnector: Service {
             case .fatal(let why):
                 logger.error("Discord gateway connector stopped", metadata: ["reason": "\(why)"])
                 health.report("discord_gateway", .failed, detail: why)
+                // Stay (idle) until shutdown: a service that returns would stop the whole application.
+                try? await gracefulShutdown()
                 return
             case .identify:
                 session = nil

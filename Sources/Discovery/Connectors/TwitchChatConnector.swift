@@ -74,6 +74,11 @@ public struct TwitchChatConnector: Service {
                 try await cancelWhenGracefulShutdown { try await session(endpoint) }
                 if Task.isShuttingDownGracefully { break }
                 logger.notice("Twitch chat connection ended; reconnecting")
+            } catch ConnectorError.authenticationFailed {
+                logger.error("Twitch chat login failed; the connector stops until restarted with a valid token")
+                // Stay (idle) until shutdown: a service that returns would stop the whole application.
+                try? await gracefulShutdown()
+                return
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 logger.warning("Twitch chat connection failed", metadata: ["error": "\(error)"])
@@ -112,6 +117,8 @@ public struct TwitchChatConnector: Service {
             if let token = settings.oauthToken { try await send("PASS " + (token.hasPrefix("oauth:") ? token : "oauth:" + token)) }
             try await send("NICK \(nick)")
             try await send("USER \(nick) 0 * :\(nick)")
+            // Standard IRC servers hold registration until capability negotiation ends; Twitch accepts it too.
+            try await send("CAP END")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // Watchdog: ping when quiet; close the connection when silent for too long.
                 group.addTask {

@@ -39,7 +39,11 @@ struct StatusProbe: Sendable {
         switch Self.method(for: link, platform: platform) {
         case .hls: return await hls(link, previous: previous, now: now, deadline: deadline)
         case .ytDLP: return await ytDLP.check(link, guardrail: guardrail, timeout: timeout)
-        case .http: return await reachability(link, deadline: deadline)
+        case .http:
+            // yt-dlp's generic extractor understands many pages (og:video, embedded players); when it does
+            // not, or is not installed, the page's reachability is all there is to know.
+            if let result = await ytDLP.check(link, guardrail: guardrail, timeout: timeout, unsupportedIsNil: true) { return result }
+            return await reachability(link, deadline: deadline)
         }
     }
 
@@ -154,8 +158,14 @@ struct YtDLPRunner: Sendable {
     let slots: AsyncSemaphore
 
     func check(_ link: String, guardrail: SourceURLGuard, timeout: Duration) async -> CheckResult {
+        await check(link, guardrail: guardrail, timeout: timeout, unsupportedIsNil: false) ?? CheckResult(status: .unknown, method: .ytDLP, reason: "unsupported")
+    }
+
+    /// With `unsupportedIsNil`, a missing yt-dlp or a URL it has no extractor for answers `nil`.
+    func check(_ link: String, guardrail: SourceURLGuard, timeout: Duration, unsupportedIsNil: Bool) async -> CheckResult? {
+        if unsupportedIsNil && Subprocess.locate(path) == nil { return nil }
         do { _ = try await guardrail.check(link) } catch {
-            return CheckResult(status: .unknown, method: .ytDLP, reason: "refused by the SSRF guard: \(error.description)")
+            return CheckResult(status: .unknown, method: unsupportedIsNil ? .http : .ytDLP, reason: "refused by the SSRF guard: \(error.description)")
         }
         await slots.wait()
         defer { slots.signal() }
@@ -168,6 +178,7 @@ struct YtDLPRunner: Sendable {
             return CheckResult(status: .unknown, method: .ytDLP, reason: "\(error)")
         }
         if output.timedOut { return CheckResult(status: .unknown, method: .ytDLP, reason: "yt-dlp timed out after \(seconds) s") }
+        if unsupportedIsNil && output.status != 0 && String(decoding: output.stderr, as: UTF8.self).contains("Unsupported URL") { return nil }
         return Self.interpret(output)
     }
 
