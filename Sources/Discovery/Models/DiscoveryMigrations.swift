@@ -3,7 +3,7 @@ import SQLKit
 
 /// Discovery's and the status checker's tables. Times are seconds since 1970 (DOUBLE PRECISION).
 public enum DiscoveryMigrations {
-    public static let all: [any Migration] = [CreateDiscoveryTables()]
+    public static let all: [any Migration] = [CreateDiscoveryTables(), AddCheckHost()]
 }
 
 struct CreateDiscoveryTables: Migration {
@@ -64,5 +64,16 @@ struct CreateDiscoveryTables: Migration {
         for statement in statements {
             try await database.raw(SQLQueryString(statement)).run()
         }
+    }
+}
+
+/// The host (`host:port`) each scheduled check goes to, so the scheduler can share check slots fairly
+/// between hosts.
+struct AddCheckHost: Migration {
+    let name = "0301-check-host"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("ALTER TABLE stream_check_state ADD COLUMN host TEXT NOT NULL DEFAULT ''").run()
+        try await database.raw("CREATE INDEX stream_check_state_host ON stream_check_state (host, next_check_at)").run()
     }
 }

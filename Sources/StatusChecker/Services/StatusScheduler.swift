@@ -23,6 +23,8 @@ public final class StatusScheduler: Service, Sendable {
     let settings: HubConfiguration.StatusSettings
     let clock: any WallClock
     let hostLimiter: HostRateLimiter
+    /// Checks running at once (the concurrency cap).
+    let slots: AsyncSemaphore
     let instanceID: String
     let logger: Logger
     let metrics: StatusMetrics
@@ -38,6 +40,7 @@ public final class StatusScheduler: Service, Sendable {
         self.settings = settings
         self.clock = clock
         self.hostLimiter = HostRateLimiter(rate: settings.hostRate)
+        self.slots = AsyncSemaphore(settings.concurrency)
         self.instanceID = instanceID
         self.logger = logger
         self.metrics = StatusMetrics(factory: metrics)
@@ -55,12 +58,22 @@ public final class StatusScheduler: Service, Sendable {
             var ticking = false
             var finished: [Finished] = []
             var lastFlush = ContinuousClock.now
+            var tickDue = true
+            var lastClaim = ContinuousClock.now - .seconds(1)
+            // Claimed streams (checking, or queued for a check slot or their host's next request slot) are
+            // bounded at twice the check slots. Claim in batches (a quarter of that, or whatever is free at
+            // each tick) and at most ten times a second: each claim is a write transaction.
+            let capacity = settings.concurrency * 2
+            let batch = max(1, capacity / 4)
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 do {
                     if now - lastEnroll > 10 { try await enroll(); lastEnroll = now }
                     if now - lastMaintenance > 60 { await maintain(); lastMaintenance = now }
-                    if inflight < settings.concurrency {
-                        let due = try await claim(limit: settings.concurrency - inflight)
+                    let free = capacity - inflight
+                    if (free >= batch && ContinuousClock.now - lastClaim > .milliseconds(100)) || (tickDue && free > 0) {
+                        tickDue = false
+                        lastClaim = .now
+                        let due = try await claim(limit: free)
                         for stream in due {
                             group.addTask { .checked(await self.check(stream)) }
                             inflight += 1
@@ -77,7 +90,7 @@ public final class StatusScheduler: Service, Sendable {
                 // Wait for a check to finish or for the next tick, whichever comes first.
                 guard let completion = await group.next() else { continue }
                 switch completion {
-                case .tick: ticking = false
+                case .tick: ticking = false; tickDue = true
                 case .checked(let done):
                     inflight -= 1
                     finished.append(done)
@@ -138,27 +151,54 @@ public final class StatusScheduler: Service, Sendable {
     /// Gives every active stream without a schedule one, due within a few seconds.
     func enroll() async throws {
         let now = self.now
-        try await database.sql.raw("""
-            INSERT INTO stream_check_state (stream_id, next_check_at, failures)
-            SELECT id, \(bind: now) + 1 + (id % 5), 0 FROM streams
-            WHERE is_archived = \(bind: false) AND id NOT IN (SELECT stream_id FROM stream_check_state)
-            """).run()
+        let rows = try await database.sql.raw("""
+            SELECT id, link FROM streams WHERE is_archived = \(bind: false) AND id NOT IN (SELECT stream_id FROM stream_check_state)
+            ORDER BY id LIMIT 50000
+            """).all()
+        guard !rows.isEmpty else { return }
+        let fresh = try rows.map { (try $0.decode(column: "id", as: Int64.self), Self.hostKey(try $0.decode(column: "link", as: String.self))) }
+        for start in stride(from: 0, to: fresh.count, by: 500) {
+            let values = fresh[start..<min(start + 500, fresh.count)].map { id, host in
+                "(\(bind: id), \(bind: now + 1 + Double(id % 5)), 0, \(bind: host))" as SQLQueryString
+            }.joined(separator: ", ")
+            // A stream enrolled by another instance meanwhile is skipped.
+            let conflict: SQLQueryString = database.kind == .postgres ? " ON CONFLICT (stream_id) DO NOTHING" : ""
+            let verb: SQLQueryString = database.kind == .postgres ? "INSERT" : "INSERT OR IGNORE"
+            try await database.sql.raw(verb + " INTO stream_check_state (stream_id, next_check_at, failures, host) VALUES " + values + conflict).run()
+        }
     }
 
-    /// Claims up to `limit` due streams for this instance.
+    /// Claims up to `limit` due streams for this instance. Streams whose host has no free request slot in
+    /// the next second are passed over (they stay due), so that a host with many streams does not fill
+    /// every check slot with requests waiting on its rate limit while other hosts wait.
     func claim(limit: Int) async throws -> [Due] {
         guard limit > 0 else { return [] }
         let now = self.now
         let until = now + lease + Double.random(in: 0..<0.001)
         let owner = instanceID
+        let limiter = hostLimiter
+        let perHostLimit = Int(settings.hostRate.rounded(.up)) + 1
         let claimed = try await database.transaction { db -> [(Int64, Int, String?, Double?)] in
-            let candidates = try await db.raw("""
-                SELECT c.stream_id FROM stream_check_state c JOIN streams s ON s.id = c.stream_id
-                WHERE c.next_check_at <= \(bind: now) AND (c.claimed_until IS NULL OR c.claimed_until < \(bind: now)) AND s.is_archived = \(bind: false)
-                ORDER BY c.next_check_at LIMIT \(bind: limit)
-                """).all().map { try $0.decode(column: "stream_id", as: Int64.self) }
-            guard !candidates.isEmpty else { return [] }
-            let list = candidates.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
+            // The longest-due streams of each host first, at most a second's worth of requests per host.
+            let rows = try await db.raw("""
+                SELECT stream_id, host FROM (
+                    SELECT c.stream_id, c.host, c.next_check_at,
+                           ROW_NUMBER() OVER (PARTITION BY c.host ORDER BY c.next_check_at) AS position
+                    FROM stream_check_state c JOIN streams s ON s.id = c.stream_id
+                    WHERE c.next_check_at <= \(bind: now) AND (c.claimed_until IS NULL OR c.claimed_until < \(bind: now)) AND s.is_archived = \(bind: false)
+                ) ranked WHERE position <= \(bind: perHostLimit) ORDER BY next_check_at LIMIT \(bind: limit * 4)
+                """).all()
+            var taken: [Int64] = []
+            var perHost: [String: Int] = [:]
+            for row in rows where taken.count < limit {
+                let host = try row.decode(column: "host", as: String.self)
+                let already = perHost[host, default: 0]
+                guard limiter.hasRoom(host, beyond: already) else { continue }
+                perHost[host] = already + 1
+                taken.append(try row.decode(column: "stream_id", as: Int64.self))
+            }
+            guard !taken.isEmpty else { return [] }
+            let list = taken.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ")
             try await db.raw("""
                 UPDATE stream_check_state SET claimed_by = \(bind: owner), claimed_until = \(bind: until)
                 WHERE stream_id IN (\(list)) AND (claimed_until IS NULL OR claimed_until < \(bind: now))
@@ -179,10 +219,17 @@ public final class StatusScheduler: Service, Sendable {
         }
     }
 
-    /// Runs one check, waiting for the host's rate limit first.
+    /// What the per-host rate limit counts as one host: host and port.
+    static func hostKey(_ link: String) -> String {
+        URLComponents(string: link).map { "\($0.host ?? ""):\($0.port ?? 0)" } ?? ""
+    }
+
+    /// Runs one check: takes a check slot, then waits for the host's next request slot (so requests
+    /// leave spaced as the rate limit says), then checks.
     func check(_ due: Due) async -> Finished {
-        let host = URLComponents(string: due.stream.link).map { "\($0.host ?? ""):\($0.port ?? 0)" } ?? ""
-        await hostLimiter.acquire(host)
+        await slots.wait()
+        defer { slots.signal() }
+        await hostLimiter.acquire(Self.hostKey(due.stream.link))
         let started = ContinuousClock.now
         let checkedAt = now
         let result = await probe.check(link: due.stream.link, platform: due.stream.platform, previous: due.previous, now: checkedAt)
@@ -228,7 +275,8 @@ public final class StatusScheduler: Service, Sendable {
                         """).run()
                     try await db.raw("""
                         UPDATE stream_check_state SET next_check_at = \(bind: next), failures = \(bind: failures), fingerprint = \(bind: fingerprint),
-                        fingerprint_at = \(bind: since), claimed_by = NULL, claimed_until = NULL WHERE stream_id = \(bind: done.due.stream.id)
+                        fingerprint_at = \(bind: since), claimed_by = NULL, claimed_until = NULL, host = \(bind: Self.hostKey(done.due.stream.link))
+                        WHERE stream_id = \(bind: done.due.stream.id)
                         """).run()
                 }
             }
@@ -317,7 +365,16 @@ final class HostRateLimiter: Sendable {
     private let nextSlot = Mutex<[String: Double]>([:])
 
     init(rate: Double) {
-        interval = 1 / rate
+        // 10 % spacing margin, so that network jitter cannot bunch more than `rate` arrivals into one second.
+        interval = 1.1 / rate
+    }
+
+    /// Whether `host` can take `pending` more requests (already handed out) plus one within a quarter second
+    /// (so claimed checks do not sit long waiting for their host).
+    func hasRoom(_ host: String, beyond pending: Int) -> Bool {
+        let now = Date().timeIntervalSince1970
+        let next = nextSlot.withLock { max(now, $0[host] ?? 0) }
+        return next + Double(pending) * interval < now + max(0.25, interval)
     }
 
     func acquire(_ host: String) async {
