@@ -132,6 +132,8 @@ import Testing
                 (team.editor, #"{"source":"Discord!","text":"twitch.tv/abc_def"}"#, .unprocessableContent),
                 (team.editor, #"{"source":"discord","text":"   "}"#, .unprocessableContent),
                 (team.editor, #"{"source":"discord","text":"twitch.tv/abc_def","posted_at":"yesterday"}"#, .badRequest),
+                (team.editor, #"{"source":"discord","text":"twitch.tv/abc_def","posted_at":1e300}"#, .unprocessableContent),
+                (team.editor, #"{"source":"discord","text":"twitch.tv/abc_def","posted_at":-5}"#, .unprocessableContent),
                 (team.editor, #"{"source":"discord","text":"\#(String(repeating: "x", count: 8001))"}"#, .unprocessableContent),
                 (team.editor, #"{"source":"discord","author":"\#(String(repeating: "a", count: 201))","text":"twitch.tv/abc_def"}"#, .unprocessableContent),
                 (team.editor, "[1,2,3]", .badRequest),

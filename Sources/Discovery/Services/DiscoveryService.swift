@@ -35,6 +35,9 @@ public struct ChatMessage: Sendable, Equatable {
         if let author, author.count > 200 { throw HubError.validation("author must be at most 200 characters") }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw HubError.validation("text is required") }
         guard text.count <= Self.maxText else { throw HubError.validation("text must be at most \(Self.maxText) characters") }
+        if let postedAt, !(postedAt > 0 && postedAt < 32_503_680_000) {
+            throw HubError.validation("posted_at must be a time between 1970 and 3000")
+        }
     }
 }
 
