@@ -161,6 +161,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Recorder",
+            dependencies: ["HubCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HubTestSupport",
             dependencies: [
                 "HubCore", "HubStore", "StreamHub", "Registry",
@@ -217,6 +222,11 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RecorderTests",
+            dependencies: ["Recorder"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
