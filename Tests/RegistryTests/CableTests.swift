@@ -25,6 +25,9 @@ func nextEvent(_ probe: WebSocketProbe, _ type: String, within seconds: Double =
             let welcome = try await nextEvent(probe, "welcome")
             #expect(welcome["role"] as? String == "viewer")
             let events = WebSocketProbe(port: client.port!, path: "/events?types=stream_created,stream_updated,stream_deleted")
+            // /events sends nothing on connect: subscribe and wait for the ack, so the hub has the connection.
+            events.send(#"{"subscribe":["stream_created","stream_updated","stream_deleted"]}"#)
+            _ = try await nextEvent(events, "subscribed")
 
             let created = try await team.editor.post("/api/v1/streams", #"{"link":"https://twitch.tv/live1","city":"Omaha"}"#)
             let id = try #require(created.json["id"] as? Int)
