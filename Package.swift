@@ -149,7 +149,7 @@ let package = Package(
         .target(
             name: "StatusChecker",
             dependencies: [
-                "HubCore", "HubStore", "Registry",
+                "HubCore", "HubStore", "Registry", "Recorder",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

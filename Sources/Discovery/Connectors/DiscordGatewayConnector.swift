@@ -38,22 +38,12 @@ public struct DiscordGatewayConnector: Service {
     }
 
     let settings: Settings
-    let discovery: DiscoveryService
-    let health: ServiceHealth
-    let logger: Logger
-    let received: Counter
-    let reconnects: Counter
-    static let principal = Principal(kind: .service, id: "discord-gateway", role: "editor", name: "discord-gateway")
+    let feed: ChatFeed
+    var logger: Logger { feed.logger }
 
     init(settings: Settings, discovery: DiscoveryService, health: ServiceHealth, logger: Logger, metrics: any MetricsFactory) {
         self.settings = settings
-        self.discovery = discovery
-        self.health = health
-        var logger = logger
-        logger[metadataKey: "connector"] = "discord_gateway"
-        self.logger = logger
-        self.received = Counter(label: "streamhub_chat_messages_total", dimensions: [("source", "discord")], factory: metrics)
-        self.reconnects = Counter(label: "streamhub_chat_reconnects_total", dimensions: [("source", "discord")], factory: metrics)
+        self.feed = ChatFeed(source: "discord", name: "discord_gateway", discovery: discovery, health: health, logger: logger, metrics: metrics)
     }
 
     /// What survives a connection: the session to resume.
@@ -79,7 +69,7 @@ public struct DiscordGatewayConnector: Service {
     public func run() async throws {
         var session: Session?
         var backoff = Backoff()
-        health.report("discord_gateway", .starting)
+        feed.report(.starting)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let state = ConnectionState(session: session)
             var ending: Ending = .resume
@@ -106,7 +96,7 @@ public struct DiscordGatewayConnector: Service {
             switch ending {
             case .fatal(let why):
                 logger.error("Discord gateway connector stopped", metadata: ["reason": "\(why)"])
-                health.report("discord_gateway", .failed, detail: why)
+                feed.report(.failed, detail: why)
                 // Stay (idle) until shutdown: a service that returns would stop the whole application.
                 try? await gracefulShutdown()
                 return
@@ -116,12 +106,11 @@ public struct DiscordGatewayConnector: Service {
                 break
             }
             if state.ready.withLock({ $0 }) { backoff.reset() }
-            health.report("discord_gateway", .degraded, detail: "reconnecting")
-            reconnects.increment()
+            feed.reconnecting()
             let wait: Duration = ending.isIdentifyAfterInvalidSession(state) ? .milliseconds(Int.random(in: 1000...5000)) : backoff.next()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
-        health.report("discord_gateway", .stopped)
+        feed.report(.stopped)
     }
 
     /// The gateway URL with the version and encoding Discord wants.
@@ -224,26 +213,20 @@ public struct DiscordGatewayConnector: Service {
             state.session.withLock { $0 = Session(id: id, resumeURL: resume, sequence: payload.sequence) }
             state.selfID.withLock { $0 = (data["user"] as? [String: Any])?["id"] as? String }
             state.ready.withLock { $0 = true }
-            health.report("discord_gateway", .running, detail: "session ready")
+            feed.report(.running, detail: "session ready")
             logger.info("connected to the Discord gateway")
         case "RESUMED":
             state.ready.withLock { $0 = true }
-            health.report("discord_gateway", .running, detail: "session resumed")
+            feed.report(.running, detail: "session resumed")
             logger.info("resumed the Discord gateway session")
         case "MESSAGE_CREATE":
             guard let data = payload.data, let channel = data["channel_id"] as? String, let content = data["content"] as? String else { return }
             guard settings.channels.isEmpty || settings.channels.contains(channel) else { return }
             let author = data["author"] as? [String: Any]
             if let authorID = author?["id"] as? String, authorID == state.selfID.withLock({ $0 }) { return }
-            received.increment()
             let name = (author?["global_name"] as? String) ?? (author?["username"] as? String)
             let postedAt = (data["timestamp"] as? String).flatMap(Timestamp.parse)
-            do {
-                _ = try await discovery.ingest(ChatMessage(source: "discord", channel: channel, author: name, text: content, postedAt: postedAt),
-                                               by: Self.principal)
-            } catch let error as HubError where error.status == .badRequest {
-                logger.debug("chat message not ingested", metadata: ["error": "\(error.message)"])
-            }
+            await feed.deliver(channel: channel, author: name, text: content, postedAt: postedAt)
         default:
             break
         }

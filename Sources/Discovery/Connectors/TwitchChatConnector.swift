@@ -33,22 +33,12 @@ public struct TwitchChatConnector: Service {
     }
 
     let settings: Settings
-    let discovery: DiscoveryService
-    let health: ServiceHealth
-    let logger: Logger
-    let received: Counter
-    let reconnects: Counter
-    static let principal = Principal(kind: .service, id: "twitch-chat", role: "editor", name: "twitch-chat")
+    let feed: ChatFeed
+    var logger: Logger { feed.logger }
 
     init(settings: Settings, discovery: DiscoveryService, health: ServiceHealth, logger: Logger, metrics: any MetricsFactory) {
         self.settings = settings
-        self.discovery = discovery
-        self.health = health
-        var logger = logger
-        logger[metadataKey: "connector"] = "twitch_chat"
-        self.logger = logger
-        self.received = Counter(label: "streamhub_chat_messages_total", dimensions: [("source", "twitch")], factory: metrics)
-        self.reconnects = Counter(label: "streamhub_chat_reconnects_total", dimensions: [("source", "twitch")], factory: metrics)
+        self.feed = ChatFeed(source: "twitch", name: "twitch_chat", discovery: discovery, health: health, logger: logger, metrics: metrics)
     }
 
     struct Endpoint {
@@ -67,7 +57,7 @@ public struct TwitchChatConnector: Service {
     public func run() async throws {
         let endpoint = try Self.endpoint(settings.url)
         var backoff = Backoff()
-        health.report("twitch_chat", .starting, detail: settings.channels.map { "#" + $0 }.joined(separator: " "))
+        feed.report(.starting, detail: settings.channels.map { "#" + $0 }.joined(separator: " "))
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let started = ContinuousClock.now
             do {
@@ -83,13 +73,12 @@ public struct TwitchChatConnector: Service {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 logger.warning("Twitch chat connection failed", metadata: ["error": "\(error)"])
             }
-            health.report("twitch_chat", .degraded, detail: "reconnecting")
-            reconnects.increment()
+            feed.reconnecting()
             if ContinuousClock.now - started > .seconds(60) { backoff.reset() }
             let wait = backoff.next()
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
-        health.report("twitch_chat", .stopped)
+        feed.report(.stopped)
     }
 
     /// One connection: register, join, and read until it ends.
@@ -172,29 +161,23 @@ public struct TwitchChatConnector: Service {
                 let names = settings.channels[batch..<min(batch + 20, settings.channels.count)].map { "#" + $0 }
                 try await send("JOIN " + names.joined(separator: ","))
             }
-            health.report("twitch_chat", .running, detail: "joined " + settings.channels.map { "#" + $0 }.joined(separator: " "))
+            feed.report(.running, detail: "joined " + settings.channels.map { "#" + $0 }.joined(separator: " "))
             logger.info("connected to Twitch chat", metadata: ["channels": "\(settings.channels.count)"])
         case "RECONNECT":
             logger.notice("Twitch asked to reconnect")
             return .reconnect
         case "NOTICE" where message.parameters.last?.lowercased().contains("login authentication failed") == true:
-            health.report("twitch_chat", .failed, detail: "login authentication failed: check the OAuth token")
+            feed.report(.failed, detail: "login authentication failed: check the OAuth token")
             throw ConnectorError.authenticationFailed
         case "PRIVMSG":
             guard message.parameters.count >= 2 else { break }
-            received.increment()
             let channel = message.parameters[0].hasPrefix("#") ? String(message.parameters[0].dropFirst()) : message.parameters[0]
             let author = message.tags["display-name"].flatMap { $0.isEmpty ? nil : $0 } ?? message.nick
             let postedAt = message.tags["tmi-sent-ts"].flatMap(Double.init).map { $0 / 1000 }
             var text = message.parameters[1]
             // CTCP ACTION (/me): \u{1}ACTION text\u{1}
             if text.hasPrefix("\u{1}ACTION ") { text = String(text.dropFirst(8)).trimmingCharacters(in: CharacterSet(charactersIn: "\u{1}")) }
-            do {
-                _ = try await discovery.ingest(ChatMessage(source: "twitch", channel: channel, author: author, text: text, postedAt: postedAt),
-                                               by: Self.principal)
-            } catch let error as HubError where error.status == .badRequest {
-                logger.debug("chat message not ingested", metadata: ["error": "\(error.message)"])
-            }
+            await feed.deliver(channel: channel, author: author, text: text, postedAt: postedAt)
         default:
             break
         }

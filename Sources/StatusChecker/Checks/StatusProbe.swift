@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import NIOCore
+import Recorder
 import Registry
 import Synchronization
 
@@ -64,74 +65,36 @@ struct StatusProbe: Sendable {
             var response = try await fetcher.get(link, limit: Self.playlistLimit, deadline: deadline)
             if let offline = Self.goneStatus(response.status) { return CheckResult(status: .offline, method: .hls, reason: offline) }
             guard (200...299).contains(response.status) else { return CheckResult(status: .unknown, method: .hls, reason: "HTTP \(response.status)") }
-            var playlist = try Playlist(response.body)
-            if let variant = playlist.firstVariant {
-                guard let url = URL(string: variant, relativeTo: URL(string: response.url))?.absoluteString else {
+            var playlist = try Playlist.parse(bytes: response.body.readableBytesView)
+            if case .master(let master) = playlist {
+                guard let variant = master.variants.first, let url = Playlist.resolve(variant.uri, against: response.url) else {
                     return CheckResult(status: .unknown, method: .hls, reason: "the master playlist's variant URI is invalid")
                 }
                 response = try await fetcher.get(url, limit: Self.playlistLimit, deadline: deadline)
                 if let offline = Self.goneStatus(response.status) { return CheckResult(status: .offline, method: .hls, reason: "variant " + offline) }
                 guard (200...299).contains(response.status) else { return CheckResult(status: .unknown, method: .hls, reason: "variant HTTP \(response.status)") }
-                playlist = try Playlist(response.body)
-                if playlist.firstVariant != nil { return CheckResult(status: .unknown, method: .hls, reason: "a master playlist points to another master playlist") }
+                playlist = try Playlist.parse(bytes: response.body.readableBytesView)
             }
-            if playlist.ended { return CheckResult(status: .offline, method: .hls, reason: "the playlist has ended (EXT-X-ENDLIST)") }
-            guard let fingerprint = playlist.fingerprint else { return CheckResult(status: .offline, method: .hls, reason: "the playlist has no segments") }
+            guard case .media(let media) = playlist else {
+                return CheckResult(status: .unknown, method: .hls, reason: "a master playlist points to another master playlist")
+            }
+            if media.endList { return CheckResult(status: .offline, method: .hls, reason: "the playlist has ended (EXT-X-ENDLIST)") }
+            guard let last = media.segments.last else { return CheckResult(status: .offline, method: .hls, reason: "the playlist has no segments") }
+            let fingerprint = "\(media.mediaSequence)|\(last.uri)"
             // Unchanged for longer than three target durations (and at least 30 s): the source has stopped.
-            if fingerprint == previous.fingerprint, let since = previous.since, now - since > max(3 * playlist.targetDuration, 30) {
+            if fingerprint == previous.fingerprint, let since = previous.since, now - since > max(3 * Double(media.targetDuration), 30) {
                 return CheckResult(status: .offline, method: .hls, reason: "the playlist has not changed for \(Int(now - since)) s", fingerprint: fingerprint)
             }
             return CheckResult(status: .live, method: .hls, reason: nil, fingerprint: fingerprint)
         } catch let failure as GuardedFetcher.Failure {
             return CheckResult(status: .unknown, method: .hls, reason: failure.description)
         } catch {
-            return CheckResult(status: .unknown, method: .hls, reason: "\(error)")
+            return CheckResult(status: .unknown, method: .hls, reason: "not a valid HLS playlist: \(error)")
         }
     }
 
     static func goneStatus(_ status: Int) -> String? {
         status == 404 || status == 410 ? "gone (HTTP \(status))" : nil
-    }
-
-    /// Just enough of an HLS playlist to tell whether it is live.
-    struct Playlist {
-        var firstVariant: String?
-        var ended = false
-        var targetDuration: Double = 10
-        var mediaSequence: Int = 0
-        var lastSegment: String?
-
-        var fingerprint: String? { lastSegment.map { "\(mediaSequence)|\($0)" } }
-
-        struct Invalid: Error, CustomStringConvertible {
-            var description: String { "not an HLS playlist (no #EXTM3U)" }
-        }
-
-        init(_ body: ByteBuffer) throws {
-            let text = String(buffer: body)
-            var lines = text.split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }.makeIterator()
-            guard var first = lines.next() else { throw Invalid() }
-            if first.hasPrefix("\u{FEFF}") { first = first.dropFirst() }
-            guard first.trimmingCharacters(in: .whitespaces) == "#EXTM3U" else { throw Invalid() }
-            var expectVariant = false
-            while let raw = lines.next() {
-                let line = raw.trimmingCharacters(in: .whitespaces)
-                if line.isEmpty { continue }
-                if line.hasPrefix("#") {
-                    if line.hasPrefix("#EXT-X-STREAM-INF") { expectVariant = true }
-                    else if line == "#EXT-X-ENDLIST" { ended = true }
-                    else if line.hasPrefix("#EXT-X-TARGETDURATION:"), let value = Double(line.dropFirst(22)) { targetDuration = value }
-                    else if line.hasPrefix("#EXT-X-MEDIA-SEQUENCE:"), let value = Int(line.dropFirst(22)) { mediaSequence = value }
-                    continue
-                }
-                if expectVariant {
-                    if firstVariant == nil { firstVariant = line }
-                    expectVariant = false
-                } else {
-                    lastSegment = line
-                }
-            }
-        }
     }
 
     // MARK: HTTP

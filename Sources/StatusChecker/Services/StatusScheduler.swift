@@ -155,13 +155,15 @@ public final class StatusScheduler: Service, Sendable {
             SELECT id, link FROM streams WHERE is_archived = \(bind: false) AND id NOT IN (SELECT stream_id FROM stream_check_state)
             ORDER BY id LIMIT 50000
             """).all()
-        guard !rows.isEmpty else { return }
-        let fresh = try rows.map { (try $0.decode(column: "id", as: Int64.self), Self.hostKey(try $0.decode(column: "link", as: String.self))) }
+        try await schedule(try rows.map { (try $0.decode(column: "id", as: Int64.self), Self.hostKey(try $0.decode(column: "link", as: String.self))) }, at: now)
+    }
+
+    /// Inserts schedules for streams that have none (in batches; one another instance inserted meanwhile is skipped).
+    func schedule(_ fresh: [(id: Int64, host: String)], at now: Double) async throws {
         for start in stride(from: 0, to: fresh.count, by: 500) {
             let values = fresh[start..<min(start + 500, fresh.count)].map { id, host in
                 "(\(bind: id), \(bind: now + 1 + Double(id % 5)), 0, \(bind: host))" as SQLQueryString
             }.joined(separator: ", ")
-            // A stream enrolled by another instance meanwhile is skipped.
             let conflict: SQLQueryString = database.kind == .postgres ? " ON CONFLICT (stream_id) DO NOTHING" : ""
             let verb: SQLQueryString = database.kind == .postgres ? "INSERT" : "INSERT OR IGNORE"
             try await database.sql.raw(verb + " INTO stream_check_state (stream_id, next_check_at, failures, host) VALUES " + values + conflict).run()
@@ -318,7 +320,7 @@ public final class StatusScheduler: Service, Sendable {
         let state = try await database.sql.raw("SELECT failures, fingerprint, fingerprint_at FROM stream_check_state WHERE stream_id = \(bind: id)").first()
         let previous = StatusProbe.Previous(fingerprint: try state?.decode(column: "fingerprint", as: String?.self),
                                             since: try state?.decode(column: "fingerprint_at", as: Double?.self))
-        try await enroll()
+        try await schedule([(id, Self.hostKey(stream.link))], at: now)
         let done = await check(Due(stream: stream, failures: try state?.decode(column: "failures", as: Int.self) ?? 0, previous: previous))
         await flush([done])
         return (done, try await registry.stream(id))
