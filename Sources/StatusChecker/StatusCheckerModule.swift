@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Recorder
 import Foundation
 import HubCore
 import HubStore
@@ -40,15 +41,5 @@ public struct StatusCheckerModule: Sendable {
 
     public var services: [any Service] {
         (enabled ? [scheduler] : []) + [HTTPClientCloser(client: client)]
-    }
-}
-
-/// Shuts the status checker's HTTP client down with the application.
-struct HTTPClientCloser: Service {
-    let client: HTTPClient
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
     }
 }

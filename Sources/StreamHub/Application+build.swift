@@ -9,6 +9,7 @@ import Discovery
 import Overlays
 import Realtime
 import StatusChecker
+import Recorder
 import Registry
 import ServiceLifecycle
 
@@ -26,6 +27,7 @@ public struct StreamHubApplication: Sendable {
     public let registry: RegistryModule
     public let discovery: DiscoveryModule
     public let status: StatusCheckerModule
+    public let recorder: RecorderModule
     public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
@@ -119,6 +121,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     discovery.addRoutes(api: api)
     let status = StatusCheckerModule(configuration: configuration, database: database, registry: registryModule, clock: clock, logger: logger, metrics: factory)
     status.addRoutes(api: api)
+    let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule,
+                                  logger: logger, metrics: factory)
+    recorder.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -135,6 +140,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += overlays.services
     services += discovery.services
     services += status.services
+    services += recorder.services
     let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
                                  interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
     services.append(grpc)
@@ -153,9 +159,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, grpc: grpc, routes: routes,
+                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, grpc: grpc, routes: routes,
                                 health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all

@@ -4,6 +4,7 @@ import HubCore
 import HubTestSupport
 import Hummingbird
 import HummingbirdTesting
+import Recorder
 import Registry
 import StatusChecker
 import StreamHub

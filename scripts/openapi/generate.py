@@ -169,6 +169,29 @@ STREAM_FILTERS = [
     query("token", STRING, "A JWT or API key, for clients that cannot send headers"),
 ] + PAGING
 
+RECORDING_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "description": "Recording id (32 hex digits)"}
+EXPORT_ID = {"name": "export", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "description": "Export id"}
+TIMESTAMP = {"name": "timestamp", "in": "path", "required": True, "schema": STRING, "description": "Unix seconds or YYYYMMDDHHMMSS (UTC)"}
+MINUTES = {"name": "minutes", "in": "path", "required": True, "schema": STRING, "description": "Window length in minutes (at most 1440)"}
+PLAYLIST = {"description": "HLS playlist", "content": {"application/vnd.apple.mpegurl": {"schema": STRING}}}
+SEGMENT_CONTENT = {"video/mp2t": {"schema": STRING}, "video/mp4": {"schema": STRING}, "audio/aac": {"schema": STRING}}
+SEGMENT_RESPONSES = {"200": {"description": "The segment", "content": SEGMENT_CONTENT}, "206": {"description": "Part of it (Range)", "content": SEGMENT_CONTENT},
+                     "416": {"description": "Range not satisfiable"}}
+RECORDING = obj({
+    "id": STRING, "source_url": STRING, "input_kind": {"type": "string", "enum": ["hls", "twitch", "youtube", "other"]}, "media_url": nullable(STRING),
+    "stream_id": nullable(INT), "variant": STRING, "retention": INT,
+    "state": {"type": "string", "enum": ["starting", "recording", "stalled", "stopped", "failed"]}, "error": nullable(STRING),
+    "segments": INT, "bytes": INT, "missed_segments": INT, "errors": INT, "last_segment_at": nullable(TIME), "mean_fetch_ms": {"type": "number"},
+    "media": obj({"codec": nullable(STRING), "width": nullable(INT), "height": nullable(INT), "fps": nullable({"type": "number"}), "bitrate": nullable(INT)}),
+    "created_by": nullable(STRING), "created_at": TIME, "started_at": nullable(TIME), "stopped_at": nullable(TIME), "updated_at": TIME, "owner": nullable(STRING),
+    "urls": obj({"live": STRING, "vod": STRING, "preview": STRING}),
+})
+EXPORT = obj({
+    "id": STRING, "recording_id": STRING, "start": TIME, "duration": {"type": "number"}, "format": {"type": "string", "enum": ["mp4", "ts"]},
+    "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]}, "progress": {"type": "number"}, "error": nullable(STRING),
+    "size": nullable(INT), "created_at": TIME, "finished_at": nullable(TIME), "file": STRING,
+})
+
 def stream_ok(description="The stream"):
     return ok(ref("Stream"), description, ETAG_HEADER)
 
@@ -329,6 +352,54 @@ paths = {
         "checked_at": TIME, "status": STRING, "method": STRING, "reason": nullable(STRING), "latency_ms": {"type": "number"}})}, "meta": ref("Meta")}))}, "status",
         params=[path_id(), query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page number, from 1"),
                 query("per_page", {"type": "integer", "minimum": 1, "maximum": 500}, "Items per page (at most 500)")])},
+    "/api/v1/recordings": {
+        "get": op("Recordings, newest first", {"200": ok(obj({"recordings": {"type": "array", "items": ref("Recording")}, "meta": ref("Meta")}))}, "recorder",
+                  params=[query("state", STRING, "starting, recording, stalled, stopped or failed (comma-separated for several)"),
+                          query("stream_id", INT, "Recordings of this registry stream"),
+                          query("page", {"type": "integer", "minimum": 1, "maximum": 100000}, "Page number, from 1"),
+                          query("per_page", {"type": "integer", "minimum": 1, "maximum": 500}, "Items per page (at most 500)")]),
+        "post": op("Start recording an HLS stream, a master playlist's variant, or a page yt-dlp can resolve (editor)",
+                   {"201": ok(ref("Recording"))}, "recorder",
+                   body={"type": "object", "properties": {
+                       "url": {"type": "string", "minLength": 1, "maxLength": 2048}, "stream_id": INT,
+                       "variant": {"oneOf": [{"type": "string", "description": "best, worst, or a maximum bandwidth in bits/s"}, {"type": "integer", "minimum": 1}]},
+                       "retention": {"oneOf": [{"type": "number", "minimum": 60, "maximum": 315360000}, {"type": "string", "description": "e.g. 90m, 24h, 7d"}]}}}),
+    },
+    "/api/v1/recordings/{id}": {
+        "get": op("A recording with its state and counters", {"200": ok(ref("Recording"))}, "recorder", params=[RECORDING_ID]),
+        "delete": op("Stop a recording; what it recorded stays until retention removes it (editor)", {"200": ok(ref("Recording"))}, "recorder", params=[RECORDING_ID]),
+    },
+    "/api/v1/recordings/{id}/exports": {
+        "get": op("A recording's exports, newest first", {"200": ok(obj({"exports": {"type": "array", "items": ref("Export")}}))}, "recorder", params=[RECORDING_ID]),
+        "post": op("Export a window as one MP4 or TS file, remuxed without re-encoding (editor); progress as recording_export events",
+                   {"202": ok(ref("Export"))}, "recorder", params=[RECORDING_ID],
+                   body=obj({"start": {"oneOf": [{"type": "number"}, {"type": "string", "description": "ISO 8601, Unix seconds or YYYYMMDDHHMMSS (UTC)"}]},
+                             "duration": {"type": "number", "exclusiveMinimum": 0, "maximum": 21600}, "format": {"type": "string", "enum": ["mp4", "ts"]}},
+                            required=["start", "duration"])),
+    },
+    "/api/v1/recordings/{id}/exports/{export}": {"get": op("An export and its progress", {"200": ok(ref("Export"))}, "recorder",
+                                                           params=[RECORDING_ID, EXPORT_ID])},
+    "/api/v1/recordings/{id}/exports/{export}/file": {"get": op("The exported file, once done", {"200": {"description": "The file", "content": {
+        "video/mp4": {"schema": STRING}, "video/mp2t": {"schema": STRING}}}, "206": {"description": "Part of the file (Range)", "content": {
+        "video/mp4": {"schema": STRING}, "video/mp2t": {"schema": STRING}}}, "416": {"description": "Range not satisfiable"}}, "recorder",
+        params=[RECORDING_ID, EXPORT_ID])},
+    "/recordings/{id}/live.m3u8": {"get": op("Live playlist: the last 5 segments, sliding (?utc= starts the window at that moment)",
+                                             {"200": PLAYLIST}, "playback", params=[RECORDING_ID, query("utc", STRING, "Unix seconds or YYYYMMDDHHMMSS (UTC)")],
+                                             security=False)},
+    "/recordings/{id}/start/{timestamp}/{minutes}/vod.m3u8": {"get": op("VOD playlist of every segment overlapping the window", {"200": PLAYLIST},
+                                                                         "playback", params=[RECORDING_ID, TIMESTAMP, MINUTES], security=False)},
+    "/recordings/{id}/segments/{name}": {"get": op("A recorded segment (Range requests; cacheable forever)", SEGMENT_RESPONSES, "playback",
+                                                   params=[RECORDING_ID, {"name": "name", "in": "path", "required": True, "schema": STRING}], security=False)},
+    "/recordings/{id}/preview.jpg": {"get": op("The newest thumbnail", {"200": {"description": "JPEG", "content": {"image/jpeg": {"schema": STRING}}},
+                                                                      "206": {"description": "Part of it", "content": {"image/jpeg": {"schema": STRING}}},
+                                                                      "416": {"description": "Range not satisfiable"}}, "playback", params=[RECORDING_ID], security=False)},
+    "/live/stream.m3u8": {"get": op("The default recording's live playlist (the original recorder's path)", {"200": PLAYLIST}, "playback", security=False)},
+    "/live/{segment}": {"get": op("A segment of the default recording", SEGMENT_RESPONSES, "playback",
+                                  params=[{"name": "segment", "in": "path", "required": True, "schema": STRING}], security=False)},
+    "/start/{timestamp}/{minutes}/vod.m3u8": {"get": op("The default recording's VOD playlist", {"200": PLAYLIST}, "playback", params=[TIMESTAMP, MINUTES], security=False)},
+    "/api/stream/ws": {"get": op("WebSocket: target=state (welcome, then a stateUpdate per recording change) or target=preview (binary thumbnails)",
+                                 {"101": {"description": "Switching to WebSocket"}}, "recorder", security=False,
+                                 params=[query("target", {"type": "string", "enum": ["state", "preview"]}, "Which channel")])},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 
@@ -349,6 +420,7 @@ document = {
             "Stream": obj(STREAM_FIELDS), "WallStream": WALL_STREAM, "Meta": META, "User": USER, "Token": TOKEN, "Lock": LOCK,
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
+            "Recording": RECORDING, "Export": EXPORT,
         },
     },
 }

@@ -68,6 +68,8 @@ public struct HubConfiguration: Sendable {
     public var discovery = DiscoverySettings()
     /// Live/offline checks.
     public var status = StatusSettings()
+    /// HLS recording.
+    public var recorder = RecorderSettings()
 
     /// Settings of the `Discovery` module.
     public struct DiscoverySettings: Sendable, Equatable {
@@ -111,6 +113,31 @@ public struct HubConfiguration: Sendable {
         public var historyDays: Double = 7
         /// Seconds offline after which a stream is archived (when the auto_archive flag is on).
         public var autoArchiveAfter: Double = 86_400
+
+        public init() {}
+    }
+
+    /// Settings of the `Recorder` module.
+    public struct RecorderSettings: Sendable, Equatable {
+        /// Segment downloads running at once, over every recording.
+        public var concurrency = 64
+        /// Recordings one instance runs at most.
+        public var maxRecordings = 1_000
+        /// Seconds of recording kept when a recording does not say.
+        public var defaultRetention: Double = 86_400
+        /// The recording `/live/stream.m3u8` and `/start/…` serve (nil: the most recently started).
+        public var defaultRecording: String?
+        /// Seconds between preview thumbnails of one recording (0: no thumbnails).
+        public var previewInterval: Double = 5
+        /// Largest segment accepted, in bytes.
+        public var maxSegmentBytes = 64 << 20
+        /// Seconds between retention sweeps.
+        public var retentionInterval: Double = 30
+        /// Seconds a recording lease lasts (renewed at a third of it).
+        public var leaseDuration: Double = 30
+        public var ytDLPPath = "yt-dlp"
+        public var ffmpegPath = "ffmpeg"
+        public var ffprobePath = "ffprobe"
 
         public init() {}
     }
@@ -161,6 +188,17 @@ public struct HubConfiguration: Sendable {
         Setting("status-ytdlp-concurrency", default: "4", help: "yt-dlp processes running at once."),
         Setting("status-history-days", default: "7", help: "Days of status-check history kept."),
         Setting("auto-archive-after", default: "86400", help: "Seconds offline after which a stream is archived, when the auto_archive flag is on."),
+        Setting("recorder-concurrency", default: "64", help: "Segment downloads running at once over every recording."),
+        Setting("recorder-max-recordings", default: "1000", help: "Recordings one instance runs at most."),
+        Setting("recorder-retention", default: "86400", help: "Seconds of recording kept when a recording does not say."),
+        Setting("recorder-default-recording", default: "", help: "Recording id served at /live/stream.m3u8 and /start/…; empty: the most recently started."),
+        Setting("recorder-preview-interval", default: "5", help: "Seconds between preview thumbnails of a recording; 0 turns them off."),
+        Setting("recorder-max-segment-bytes", default: "67108864", help: "Largest segment a recording accepts, in bytes."),
+        Setting("recorder-retention-interval", default: "30", help: "Seconds between retention sweeps."),
+        Setting("recorder-lease", default: "30", help: "Seconds a recording's lease lasts; another instance takes a recording over when it lapses."),
+        Setting("ytdlp-path", default: "yt-dlp", help: "yt-dlp executable the recorder resolves page URLs with."),
+        Setting("ffmpeg-path", default: "ffmpeg", help: "ffmpeg executable (exports, thumbnails)."),
+        Setting("ffprobe-path", default: "ffprobe", help: "ffprobe executable (codec, resolution, frame rate)."),
     ]
 
     /// One configuration setting: its flag name, default and help text.
@@ -268,7 +306,8 @@ public struct HubConfiguration: Sendable {
             captionRetention: Double(try source.integer("caption-retention", in: 10...31_536_000) ?? 300),
             accessLogRetention: Double(try source.integer("access-log-retention-days", in: 1...3650) ?? 30) * 86_400,
             discovery: try resolveDiscovery(source),
-            status: try resolveStatus(source)
+            status: try resolveStatus(source),
+            recorder: try resolveRecorder(source)
         )
     }
 
@@ -328,6 +367,25 @@ public struct HubConfiguration: Sendable {
         settings.ytDLPConcurrency = try source.integer("status-ytdlp-concurrency", in: 1...64) ?? 4
         settings.historyDays = Double(try source.integer("status-history-days", in: 1...3650) ?? 7)
         settings.autoArchiveAfter = Double(try source.integer("auto-archive-after", in: 60...31_536_000) ?? 86_400)
+        return settings
+    }
+
+    static func resolveRecorder(_ source: SettingSource) throws(ConfigurationError) -> RecorderSettings {
+        var settings = RecorderSettings()
+        settings.concurrency = try source.integer("recorder-concurrency", in: 1...4096) ?? 64
+        settings.maxRecordings = try source.integer("recorder-max-recordings", in: 1...100_000) ?? 1_000
+        settings.defaultRetention = Double(try source.integer("recorder-retention", in: 60...315_360_000) ?? 86_400)
+        if let id = try source.string("recorder-default-recording"), !id.isEmpty {
+            guard id.count == 32, id.allSatisfy(\.isHexDigit) else { throw source.invalid("recorder-default-recording", "must be a recording id (32 hex digits)") }
+            settings.defaultRecording = id.lowercased()
+        }
+        settings.previewInterval = Double(try source.integer("recorder-preview-interval", in: 0...3_600) ?? 5)
+        settings.maxSegmentBytes = try source.integer("recorder-max-segment-bytes", in: 65_536...(1 << 30)) ?? (64 << 20)
+        settings.retentionInterval = Double(try source.integer("recorder-retention-interval", in: 1...3_600) ?? 30)
+        settings.leaseDuration = Double(try source.integer("recorder-lease", in: 6...3_600) ?? 30)
+        settings.ytDLPPath = try source.string("ytdlp-path") ?? "yt-dlp"
+        settings.ffmpegPath = try source.string("ffmpeg-path") ?? "ffmpeg"
+        settings.ffprobePath = try source.string("ffprobe-path") ?? "ffprobe"
         return settings
     }
 

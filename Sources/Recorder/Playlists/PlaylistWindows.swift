@@ -10,13 +10,20 @@ public struct RecordedSegment: Sendable, Equatable {
     public var startsAt: Double
     /// Playback must reset before it (a source restart, a gap of missed segments).
     public var discontinuity: Bool
+    /// The file name of the fMP4 initialisation section it needs, if any.
+    public var map: String?
+    /// The source's `EXT-X-KEY`, passed through (URI made absolute).
+    public var key: EncryptionKey?
 
-    public init(sequence: Int, fileName: String, duration: Double, startsAt: Double, discontinuity: Bool = false) {
+    public init(sequence: Int, fileName: String, duration: Double, startsAt: Double, discontinuity: Bool = false,
+                map: String? = nil, key: EncryptionKey? = nil) {
         self.sequence = sequence
         self.fileName = fileName
         self.duration = duration
         self.startsAt = startsAt
         self.discontinuity = discontinuity
+        self.map = map
+        self.key = key
     }
 
     public var endsAt: Double { startsAt + duration }
@@ -27,14 +34,19 @@ public enum PlaylistWindows {
     /// `live.m3u8`: the last `count` segments — or, with `startingAt`, `count` segments from the one playing
     /// at that moment — with the media sequence of the first and a discontinuity sequence counting the
     /// discontinuities that slid out. `segments` are in sequence order. `nil` when there is nothing yet.
-    public static func live(_ segments: [RecordedSegment], count: Int = 5, startingAt moment: Double? = nil, uriPrefix: String = "") -> MediaPlaylist? {
+    ///
+    /// `discontinuitiesBefore` counts the discontinuities of segments older than `segments` (when `segments`
+    /// is only the recent end of the index).
+    public static func live(_ segments: [RecordedSegment], count: Int = 5, startingAt moment: Double? = nil, uriPrefix: String = "",
+                            discontinuitiesBefore: Int = 0) -> MediaPlaylist? {
         guard !segments.isEmpty, count > 0 else { return nil }
         var start = max(0, segments.count - count)
         if let moment {
             start = segments.firstIndex { $0.endsAt > moment } ?? max(0, segments.count - count)
         }
         let window = segments[start..<min(segments.count, start + count)]
-        return playlist(window, discontinuitiesBefore: segments[..<start].filter(\.discontinuity).count, uriPrefix: uriPrefix, ended: false)
+        return playlist(window, discontinuitiesBefore: discontinuitiesBefore + segments[..<start].filter(\.discontinuity).count,
+                        uriPrefix: uriPrefix, ended: false)
     }
 
     /// `vod.m3u8`: every segment overlapping [`start`, `start + duration`), as a finished VOD playlist.
@@ -52,12 +64,14 @@ public enum PlaylistWindows {
 
     static func playlist(_ window: ArraySlice<RecordedSegment>, discontinuitiesBefore: Int, uriPrefix: String, ended: Bool) -> MediaPlaylist {
         let longest = window.map(\.duration).max() ?? 1
+        let usesMap = window.contains { $0.map != nil }
         return MediaPlaylist(
-            version: 3, targetDuration: max(1, Int(longest.rounded(.up))), mediaSequence: window.first?.sequence ?? 0,
+            version: usesMap ? 6 : 3, targetDuration: max(1, Int(longest.rounded(.up))), mediaSequence: window.first?.sequence ?? 0,
             discontinuitySequence: discontinuitiesBefore, endList: ended,
             segments: window.map { segment in
                 Segment(uri: uriPrefix + segment.fileName, duration: segment.duration, sequence: segment.sequence,
-                        discontinuity: segment.discontinuity, programDateTime: segment.startsAt)
+                        discontinuity: segment.discontinuity, programDateTime: segment.startsAt,
+                        map: segment.map.map { MediaInitialization(uri: uriPrefix + $0, byteRange: nil) }, key: segment.key)
             })
     }
 

@@ -126,16 +126,16 @@ struct YtDLPRunner: Sendable {
 
     /// With `unsupportedIsNil`, a missing yt-dlp or a URL it has no extractor for answers `nil`.
     func check(_ link: String, guardrail: SourceURLGuard, timeout: Duration, unsupportedIsNil: Bool) async -> CheckResult? {
-        if unsupportedIsNil && Subprocess.locate(path) == nil { return nil }
+        if unsupportedIsNil && ChildProcess.locate(path) == nil { return nil }
         do { _ = try await guardrail.check(link) } catch {
             return CheckResult(status: .unknown, method: unsupportedIsNil ? .http : .ytDLP, reason: "refused by the SSRF guard: \(error.description)")
         }
         await slots.wait()
         defer { slots.signal() }
         let seconds = max(1, Int(timeout.components.seconds))
-        let output: Subprocess.Output
+        let output: ChildProcess.Output
         do {
-            output = try await Subprocess.run(path, ["-J", "--no-warnings", "--no-playlist", "--skip-download", "--socket-timeout", String(seconds), "--", link],
+            output = try await ChildProcess.run(path, ["-J", "--no-warnings", "--no-playlist", "--skip-download", "--socket-timeout", String(seconds), "--", link],
                                               timeout: timeout)
         } catch {
             return CheckResult(status: .unknown, method: .ytDLP, reason: "\(error)")
@@ -145,7 +145,7 @@ struct YtDLPRunner: Sendable {
         return Self.interpret(output)
     }
 
-    static func interpret(_ output: Subprocess.Output) -> CheckResult {
+    static func interpret(_ output: ChildProcess.Output) -> CheckResult {
         if output.status == 0, let object = try? JSONSerialization.jsonObject(with: output.stdout) as? [String: Any] {
             let liveStatus = object["live_status"] as? String
             if (object["is_live"] as? Bool) == true || liveStatus == "is_live" {
@@ -166,33 +166,5 @@ struct YtDLPRunner: Sendable {
             return CheckResult(status: .offline, method: .ytDLP, reason: firstError ?? marker)
         }
         return CheckResult(status: .unknown, method: .ytDLP, reason: firstError ?? "yt-dlp exited with status \(output.status)")
-    }
-}
-
-/// A counting semaphore for tasks: waiters queue in order.
-final class AsyncSemaphore: Sendable {
-    private let state: Mutex<(available: Int, waiters: [CheckedContinuation<Void, Never>])>
-
-    init(_ count: Int) {
-        state = Mutex((count, []))
-    }
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state -> Bool in
-                if state.available > 0 { state.available -= 1; return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
-    }
-
-    func signal() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty { state.available += 1; return nil }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

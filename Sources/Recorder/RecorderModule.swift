@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import HubCore
+import HubStore
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Realtime
+import Registry
+import ServiceLifecycle
+import SQLKit
+
+/// Records live HLS streams into a rewindable archive and serves them back; reports on the Stream
+/// Manager's `state` and `preview` channels.
+public struct RecorderModule: Sendable {
+    public static let stateEvent = "recording_state"
+    public static let exportEvent = "recording_export"
+    static let stateTopic = "stream.state"
+    static let previewTopic = "stream.preview"
+
+    public let supervisor: RecorderSupervisor
+    let exporter: Exporter
+    let client: HTTPClient
+    let registry: RegistryService
+    let realtime: RealtimeModule
+    let bus: EventBus
+    let configuration: HubConfiguration
+    let logger: Logger
+    public let retention: RetentionSweeper
+
+    public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
+                logger: Logger, metrics: any MetricsFactory) {
+        let settings = configuration.recorder
+        let client = GuardedFetcher.makeClient()
+        let guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
+        let store = SegmentStore(dataDirectory: configuration.dataDirectory)
+        let supervisor = RecorderSupervisor(
+            database: database, store: store, fetcher: GuardedFetcher(client: client, guardrail: guardrail, userAgent: "StreamHub recorder"),
+            guardrail: guardrail, settings: settings, instanceID: configuration.instanceID, bus: bus, logger: logger, metrics: metrics)
+        self.supervisor = supervisor
+        self.exporter = Exporter(database: database, store: store, index: supervisor.index, bus: bus, ffmpegPath: settings.ffmpegPath,
+                                 slots: AsyncSemaphore(2), logger: logger)
+        self.client = client
+        self.registry = registry.service
+        self.realtime = realtime
+        self.bus = bus
+        self.configuration = configuration
+        self.logger = logger
+        self.retention = RetentionSweeper(cleaner: RetentionCleaner(supervisor: supervisor, interval: settings.retentionInterval, logger: logger))
+    }
+
+    public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
+        RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize).addRoutes(to: api)
+        PlaybackController(supervisor: supervisor).addRoutes(to: router)
+        addStreamChannels(to: router)
+    }
+
+    /// `WS /api/stream/ws?target=state|preview`.
+    func addStreamChannels(to router: Router<HubRequestContext>) {
+        let database = supervisor.database
+        let supervisor = supervisor
+        realtime.webSockets.add("/api/stream/ws") { uri, _ in
+            let target = uri.queryParameters["target"].map(String.init) ?? "state"
+            switch target {
+            case "state":
+                var frames = [Self.welcome("state")]
+                let live = supervisor.snapshots()
+                let rows = try await database.reader.raw("""
+                    SELECT \(unsafeRaw: Recording.columns) FROM recordings ORDER BY created_at DESC LIMIT 1000
+                    """).all()
+                for row in rows.reversed() {
+                    let stored = try Recording(row: row)
+                    frames.append(WebSocketWire.textFrame(StateForwarder.stateUpdate(ByteBuffer(string: (live[stored.id] ?? stored).statePayload))))
+                }
+                return HubWebSocketRoutes.Accepted(topic: Self.stateTopic, initialFrames: frames, replayHistory: false)
+            case "preview":
+                return HubWebSocketRoutes.Accepted(topic: Self.previewTopic, initialFrames: [Self.welcome("preview")], replayHistory: false)
+            default:
+                return nil
+            }
+        }
+        router.get("/api/stream/ws") { request, _ -> Response in
+            let target = request.uri.queryParameters["target"].map(String.init) ?? "state"
+            guard target == "state" || target == "preview" else {
+                throw HubError.badRequest("target must be state or preview", code: "invalid_target")
+            }
+            throw HubError(.upgradeRequired, code: "upgrade_required", message: "/api/stream/ws is a WebSocket endpoint; connect with a WebSocket client",
+                           headers: [.upgrade: "websocket", .connection: "Upgrade"])
+        }
+    }
+
+    static func welcome(_ target: String) -> ByteBuffer {
+        WebSocketWire.textFrame(ByteBuffer(string: JSONText.object([
+            ("type", .string("welcome")), ("message", .string("Connected to the StreamHub \(target) channel")),
+            ("timestamp", .int(Int(Timestamp.now() * 1000))),
+        ])))
+    }
+
+    public var services: [any Service] {
+        var services: [any Service] = [supervisor, retention.cleaner, StateForwarder(bus: bus, hub: realtime.hub)]
+        if configuration.recorder.previewInterval > 0 {
+            services.append(PreviewMaker(supervisor: supervisor, hub: realtime.hub, interval: configuration.recorder.previewInterval,
+                                         ffmpegPath: configuration.recorder.ffmpegPath, logger: logger))
+        }
+        services.append(HTTPClientCloser(client: client))
+        return services
+    }
+}
+
+/// Runs one retention pass on demand (tests, the CLI).
+public struct RetentionSweeper: Sendable {
+    let cleaner: RetentionCleaner
+
+    @discardableResult
+    public func sweep(now: Double = Timestamp.now()) async throws -> Int {
+        try await cleaner.sweep(now: now)
+    }
+}

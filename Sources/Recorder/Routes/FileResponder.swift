@@ -1,0 +1,69 @@
+import Foundation
+import HubCore
+import Hummingbird
+import NIOCore
+
+/// Serves a file from disk in chunks (never whole into memory), with single-range `Range` requests.
+enum FileResponder {
+    static let fileIO = FileIO()
+
+    static func respond(path: String, contentType: String, cacheControl: String, request: Request, context: HubRequestContext,
+                        download: String? = nil) async throws -> Response {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw HubError.notFound("no such file")
+        }
+        let size = Int(info.st_size)
+        var headers: HTTPFields = [.contentType: contentType, .cacheControl: cacheControl, .acceptRanges: "bytes"]
+        if let download { headers[.contentDisposition] = "attachment; filename=\"\(download)\"" }
+        var range: ClosedRange<Int>? = nil
+        if let header = request.headers[.range] {
+            switch parseRange(header, size: size) {
+            case .whole: break
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            case .range(let part): range = part
+            }
+        }
+        guard size > 0 else {
+            headers[.contentLength] = "0"
+            return Response(status: .ok, headers: headers)
+        }
+        let part = range ?? 0...(size - 1)
+        headers[.contentLength] = String(part.count)
+        let body = try await fileIO.loadFile(path: path, range: part, context: context)
+        if range != nil {
+            headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound)/\(size)"
+            return Response(status: .partialContent, headers: headers, body: body)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    enum RangeAnswer: Equatable {
+        case whole
+        case unsatisfiable
+        case range(ClosedRange<Int>)
+    }
+
+    /// `bytes=a-b`, `bytes=a-`, `bytes=-n`. Several ranges, or a unit other than bytes, get the whole file.
+    static func parseRange(_ header: String, size: Int) -> RangeAnswer {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard text.lowercased().hasPrefix("bytes="), !text.contains(",") else { return .whole }
+        let spec = text.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2 else { return .unsatisfiable }
+        func number(_ text: String) -> Int? {
+            guard !text.isEmpty, text.count <= 18, text.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            return Int(text)
+        }
+        if parts[0].isEmpty {
+            guard let suffix = number(parts[1]), suffix > 0, size > 0 else { return .unsatisfiable }
+            return .range(max(0, size - suffix)...(size - 1))
+        }
+        guard let start = number(parts[0]), start < size else { return .unsatisfiable }
+        if parts[1].isEmpty { return .range(start...(size - 1)) }
+        guard let end = number(parts[1]), end >= start else { return .unsatisfiable }
+        return .range(start...min(end, size - 1))
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import HubCore
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// HLS playback as the original recorder defines it: `/recordings/{id}/live.m3u8` (last 5 segments, or from
+/// `?utc=`), `/recordings/{id}/start/{timestamp}/{minutes}/vod.m3u8`, `/recordings/{id}/segments/{name}`,
+/// `/recordings/{id}/preview.jpg`, and `/live/stream.m3u8`, `/live/{segment}`, `/start/…/vod.m3u8` for the
+/// default recording. Recording ids are 128-bit random: the URLs are the capability, as players send no
+/// credentials.
+final class PlaybackController: Sendable {
+    let supervisor: RecorderSupervisor
+    /// Live playlists of recordings another instance records, from the index, kept one second.
+    let remoteLive = Mutex<[String: (at: ContinuousClock.Instant, body: ByteBuffer, first: Int)]>([:])
+    let defaultRecording = Mutex<(at: ContinuousClock.Instant, id: String?)?>(nil)
+
+    init(supervisor: RecorderSupervisor) {
+        self.supervisor = supervisor
+    }
+
+    static let playlistType = "application/vnd.apple.mpegurl"
+    static let segmentCache = "public, max-age=31536000, immutable"
+
+    func addRoutes(to router: Router<HubRequestContext>) {
+        router.get("/recordings/:id/live.m3u8") { request, context in
+            try await self.live(try RecordingsController.id(context), request: request, uriPrefix: "segments/")
+        }
+        router.get("/recordings/:id/start/:timestamp/:minutes/vod.m3u8") { _, context in
+            try await self.vod(try RecordingsController.id(context), context: context, uriPrefix: "../../../segments/")
+        }
+        router.get("/recordings/:id/segments/:name") { request, context in
+            try await self.segment(try RecordingsController.id(context), name: context.parameters.get("name") ?? "", request: request, context: context)
+        }
+        router.get("/recordings/:id/preview.jpg") { request, context in
+            let id = try RecordingsController.id(context)
+            return try await FileResponder.respond(path: self.supervisor.store.directory(id) + "/preview.jpg", contentType: "image/jpeg",
+                                                   cacheControl: "no-cache", request: request, context: context)
+        }
+        router.get("/live/stream.m3u8") { request, _ in
+            try await self.live(try await self.defaultID(), request: request, uriPrefix: "")
+        }
+        router.get("/live/:segment") { request, context in
+            try await self.segment(try await self.defaultID(), name: context.parameters.get("segment") ?? "", request: request, context: context)
+        }
+        router.get("/start/:timestamp/:minutes/vod.m3u8") { _, context in
+            try await self.vod(try await self.defaultID(), context: context, uriPrefix: "../../../live/")
+        }
+    }
+
+    func playlistResponse(_ body: ByteBuffer, cache: String) -> Response {
+        Response(status: .ok, headers: [.contentType: Self.playlistType, .cacheControl: cache], body: .init(byteBuffer: body))
+    }
+
+    func live(_ id: String, request: Request, uriPrefix: String) async throws -> Response {
+        if let raw = request.uri.queryParameters["utc"] {
+            guard let moment = PlaylistWindows.parseTimestamp(String(raw)) else {
+                throw HubError.badRequest("utc must be Unix seconds or YYYYMMDDHHMMSS (UTC)", code: "invalid_timestamp")
+            }
+            try await requireRecording(id)
+            let segments = try await supervisor.index.starting(id, at: moment, count: 5)
+            guard let first = segments.first else { throw HubError.notFound("nothing recorded at or after \(Timestamp.iso8601(moment))") }
+            let before = try await supervisor.index.discontinuities(id, before: first.sequence)
+            guard let playlist = PlaylistWindows.live(segments, count: 5, uriPrefix: uriPrefix, discontinuitiesBefore: before) else {
+                throw HubError.notFound("nothing recorded yet")
+            }
+            supervisor.handouts.note(id, lowest: playlist.mediaSequence)
+            return playlistResponse(ByteBuffer(string: playlist.render()), cache: "no-cache")
+        }
+        if let runtime = supervisor.runtime(id) {
+            guard let (body, first) = runtime.livePlaylist(uriPrefix: uriPrefix) else { throw HubError.notFound("nothing recorded yet") }
+            supervisor.handouts.note(id, lowest: first)
+            return playlistResponse(body, cache: "no-cache")
+        }
+        let key = id + "|" + uriPrefix
+        if let cached = remoteLive.withLock({ $0[key] }), ContinuousClock.now - cached.at < .seconds(1) {
+            supervisor.handouts.note(id, lowest: cached.first)
+            return playlistResponse(cached.body, cache: "no-cache")
+        }
+        try await requireRecording(id)
+        let segments = try await supervisor.index.recent(id, limit: 5)
+        var before = 0
+        if let first = segments.first { before = try await supervisor.index.discontinuities(id, before: first.sequence) }
+        guard let playlist = PlaylistWindows.live(segments, count: 5, uriPrefix: uriPrefix, discontinuitiesBefore: before) else {
+            throw HubError.notFound("nothing recorded yet")
+        }
+        let body = ByteBuffer(string: playlist.render())
+        remoteLive.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[key] = (.now, body, playlist.mediaSequence)
+        }
+        supervisor.handouts.note(id, lowest: playlist.mediaSequence)
+        return playlistResponse(body, cache: "no-cache")
+    }
+
+    func vod(_ id: String, context: HubRequestContext, uriPrefix: String) async throws -> Response {
+        guard let start = PlaylistWindows.parseTimestamp(context.parameters.get("timestamp") ?? "") else {
+            throw HubError.badRequest("the timestamp must be Unix seconds or YYYYMMDDHHMMSS (UTC)", code: "invalid_timestamp")
+        }
+        guard let raw = context.parameters.get("minutes"), let minutes = Double(raw), minutes.isFinite, minutes > 0, minutes <= 1440 else {
+            throw HubError.badRequest("the duration is in minutes, above 0 and at most 1440", code: "invalid_duration")
+        }
+        try await requireRecording(id)
+        let segments = try await supervisor.index.window(id, from: start, to: start + minutes * 60)
+        guard let playlist = PlaylistWindows.vod(segments, from: start, duration: minutes * 60, uriPrefix: uriPrefix) else {
+            throw HubError.notFound("nothing recorded between \(Timestamp.iso8601(start)) and \(Timestamp.iso8601(start + minutes * 60))")
+        }
+        supervisor.handouts.note(id, lowest: playlist.mediaSequence)
+        let ended = start + minutes * 60 < Timestamp.now() - 60
+        return playlistResponse(ByteBuffer(string: playlist.render()), cache: ended ? "public, max-age=60" : "no-cache")
+    }
+
+    func segment(_ id: String, name: String, request: Request, context: HubRequestContext) async throws -> Response {
+        guard let path = supervisor.store.path(id, name) else { throw HubError.notFound("no segment \(name)") }
+        return try await FileResponder.respond(path: path, contentType: SegmentStore.contentType(name), cacheControl: Self.segmentCache,
+                                               request: request, context: context)
+    }
+
+    func requireRecording(_ id: String) async throws {
+        if supervisor.runtime(id) != nil { return }
+        guard try await supervisor.database.reader.raw("SELECT id FROM recordings WHERE id = \(bind: id)").first() != nil else {
+            throw HubError.notFound("no recording with id \(id)")
+        }
+    }
+
+    /// The configured default recording, else the most recently started (looked up at most once a second).
+    func defaultID() async throws -> String {
+        if let configured = supervisor.settings.defaultRecording { return configured }
+        if let cached = defaultRecording.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(1) {
+            guard let id = cached.id else { throw HubError.notFound("no recording yet") }
+            return id
+        }
+        let id = try await supervisor.database.reader.raw("SELECT id FROM recordings ORDER BY started_at DESC, created_at DESC LIMIT 1").first()?
+            .decode(column: "id", as: String.self)
+        defaultRecording.withLock { $0 = (.now, id) }
+        guard let id else { throw HubError.notFound("no recording yet") }
+        return id
+    }
+}
