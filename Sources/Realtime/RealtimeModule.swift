@@ -11,6 +11,8 @@ public struct RealtimeModule: Sendable {
     public let hub: WebSocketHub
     /// The hub's WebSocket endpoints; every module adds its own.
     public let webSockets = HubWebSocketRoutes()
+    /// GET routes answered from memory on the event loop; every module may add its own.
+    public let fastRoutes = HubFastRoutes()
     let bus: EventBus
     let configuration: HubConfiguration
 
@@ -33,7 +35,7 @@ public struct RealtimeModule: Sendable {
 
     /// The HTTP server: HTTP/1.1 for every route, task-free WebSockets for the hub's endpoints.
     public var server: HTTPServerBuilder {
-        .hub(routes: webSockets, hub: hub, maxFrameSize: configuration.webSocketMaxFrameSize)
+        .hub(routes: webSockets, fastRoutes: fastRoutes, hub: hub, maxFrameSize: configuration.webSocketMaxFrameSize)
     }
 
     /// Services that run inside the application: the bus-to-/events forwarder. The hub itself must shut

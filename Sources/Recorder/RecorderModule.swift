@@ -34,7 +34,7 @@ public struct RecorderModule: Sendable {
         let settings = configuration.recorder
         let client = GuardedFetcher.makeClient()
         let guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
-        let store = SegmentStore(dataDirectory: configuration.dataDirectory)
+        let store = SegmentStore(dataDirectory: configuration.dataDirectory, cacheBytes: settings.segmentCacheBytes)
         let supervisor = RecorderSupervisor(
             database: database, store: store, fetcher: GuardedFetcher(client: client, guardrail: guardrail, userAgent: "StreamHub recorder"),
             guardrail: guardrail, settings: settings, instanceID: configuration.instanceID, bus: bus, logger: logger, metrics: metrics)
@@ -52,7 +52,9 @@ public struct RecorderModule: Sendable {
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize).addRoutes(to: api)
-        PlaybackController(supervisor: supervisor).addRoutes(to: router)
+        let playback = PlaybackController(supervisor: supervisor)
+        playback.addRoutes(to: router)
+        playback.addFastRoutes(to: realtime.fastRoutes)
         addStreamChannels(to: router)
     }
 

@@ -22,6 +22,7 @@ done
 binary=.build/release/streamhub
 swift build -c release --product streamhub >&2
 work=$(mktemp -d /tmp/streamhub-recorder.XXXXXX)
+chmod 755 "$work"   # nginx workers run as nobody
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -36,9 +37,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$work/origin"
 ffmpeg -loglevel error -f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine -t 8 -c:v libx264 -preset ultrafast -g 50 -b:v 200k \
     -c:a aac -f hls -hls_time 2 -hls_list_size 0 -hls_segment_filename "$work/origin/seg%d.ts" "$work/origin/source.m3u8"
-nginx_conf() { # name port root
+nginx_conf() { # name port root workers
     cat >"$work/$1.conf" <<CONF
-worker_processes 1;
+worker_processes ${4:-1};
 pid $work/$1.pid;
 error_log $work/$1-error.log;
 events { worker_connections 8192; }
@@ -104,6 +105,9 @@ segments = sum(r["segments"] for r in items)
 missed = sum(r["missed_segments"] for r in items)
 errors = sum(r["errors"] for r in items)
 fetch = sorted(r["mean_fetch_ms"] for r in items)
+errors_seen = sorted({r["error"] for r in items if r["error"]})[:3]
+if errors_seen:
+    print("errors seen:", errors_seen)
 print(f"recording: {sources} sources for {seconds} s: states {states}; {segments} segments ({segments / sources / seconds * 2:.2f} of every expected 2-s segment), "
       f"missed {missed}, errors {errors}; mean fetch per recording p50 {fetch[len(fetch)//2]:.1f} ms, max {fetch[-1]:.1f} ms")
 print(f"memory: RSS {int(base)/1024:.1f} MiB idle -> {int(after)/1024:.1f} MiB with {sources} recordings = {(int(after)-int(base))/sources:.0f} KiB per source")
@@ -115,18 +119,33 @@ segment=$(ls "$work/data/recordings/$id" | grep '\.ts$' | tail -3 | head -1)
 size=$(stat -c %s "$work/data/recordings/$id/$segment")
 echo "live.m3u8 while $sources recordings run (wrk -t2 -c$connections -d10s):"
 wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$port/recordings/$id/live.m3u8" | python3 scripts/bench/wrk_summary.py
-# Stop every recording; then the server only serves.
-while read -r rid; do curl -fs -X DELETE "http://127.0.0.1:$port/api/v1/recordings/$rid" -H "Authorization: Bearer $key" >/dev/null; done <"$work/ids"
+# Stop every recording but the one measured: then the server serves one live stream.
+tail -n +2 "$work/ids" | while read -r rid; do curl -fs -X DELETE "http://127.0.0.1:$port/api/v1/recordings/$rid" -H "Authorization: Bearer $key" >/dev/null; done
 sleep 2
-echo "live.m3u8 with the recordings stopped (served from the index, cached 1 s):"
+echo "live.m3u8 with that one recording running (wrk -t2 -c$connections -d10s):"
 wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$port/recordings/$id/live.m3u8" | python3 scripts/bench/wrk_summary.py
+curl -fs -X DELETE "http://127.0.0.1:$port/api/v1/recordings/$id" -H "Authorization: Bearer $key" >/dev/null
+sleep 2
+echo "live.m3u8 once stopped (served from the index, cached 1 s):"
+wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$port/recordings/$id/live.m3u8" | python3 scripts/bench/wrk_summary.py
+# The origin is no longer needed: free its CPU for the serving comparison.
+kill "${pids[0]}" 2>/dev/null || true
 files_port=$(free_port)
-nginx_conf files-nginx "$files_port" "$work/data/recordings/$id"
+nginx_conf files-nginx "$files_port" "$work/data/recordings/$id" 2
 kill "$(cat "$work/origin-nginx.pid")"; rm -f "$work/origin-nginx.pid"
 sleep 1
-echo "segment $segment ($size bytes), StreamHub then nginx (1 worker), wrk -t2 -c$connections -d10s:"
-streamhub=$(wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$port/recordings/$id/segments/$segment" | python3 scripts/bench/wrk_summary.py)
-nginx=$(wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$files_port/$segment" | python3 scripts/bench/wrk_summary.py)
-echo "  StreamHub $streamhub"
-echo "  nginx     $nginx"
-python3 -c "import sys; a=float(sys.argv[1]); b=float(sys.argv[2]); print(f'  ratio StreamHub/nginx {a/b:.2f}')" "$(echo "$streamhub" | awk '{print $1}')" "$(echo "$nginx" | awk '{print $1}')"
+echo "segment $segment ($size bytes), StreamHub and nginx (2 workers, sendfile) alternating, 3 rounds of wrk -t2 -c$connections -d10s:"
+for round in 1 2 3; do
+    streamhub=$(wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$port/recordings/$id/segments/$segment" | python3 scripts/bench/wrk_summary.py)
+    nginx=$(wrk -t2 -c"$connections" -d10s --latency "http://127.0.0.1:$files_port/$segment" | python3 scripts/bench/wrk_summary.py)
+    echo "  round $round StreamHub $streamhub"
+    echo "  round $round nginx     $nginx"
+    echo "$streamhub" | awk '{print $1}' >>"$work/streamhub.rps"
+    echo "$nginx" | awk '{print $1}' >>"$work/nginx.rps"
+done
+python3 - "$work/streamhub.rps" "$work/nginx.rps" <<'PY'
+import statistics, sys
+a = [float(x) for x in open(sys.argv[1])]
+b = [float(x) for x in open(sys.argv[2])]
+print(f"  median StreamHub {statistics.median(a):.0f} req/s, nginx {statistics.median(b):.0f} req/s: ratio {statistics.median(a) / statistics.median(b):.2f}")
+PY

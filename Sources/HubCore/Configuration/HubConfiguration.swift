@@ -133,6 +133,8 @@ public struct HubConfiguration: Sendable {
         public var maxSegmentBytes = 64 << 20
         /// Seconds between retention sweeps.
         public var retentionInterval: Double = 30
+        /// Bytes of the newest segments kept in memory for serving (0: none).
+        public var segmentCacheBytes = 64 << 20
         /// Seconds a recording lease lasts (renewed at a third of it).
         public var leaseDuration: Double = 30
         public var ytDLPPath = "yt-dlp"
@@ -195,6 +197,7 @@ public struct HubConfiguration: Sendable {
         Setting("recorder-preview-interval", default: "5", help: "Seconds between preview thumbnails of a recording; 0 turns them off."),
         Setting("recorder-max-segment-bytes", default: "67108864", help: "Largest segment a recording accepts, in bytes."),
         Setting("recorder-retention-interval", default: "30", help: "Seconds between retention sweeps."),
+        Setting("recorder-segment-cache", default: "67108864", help: "Bytes of the newest segments kept in memory for serving; 0 turns the cache off."),
         Setting("recorder-lease", default: "30", help: "Seconds a recording's lease lasts; another instance takes a recording over when it lapses."),
         Setting("ytdlp-path", default: "yt-dlp", help: "yt-dlp executable the recorder resolves page URLs with."),
         Setting("ffmpeg-path", default: "ffmpeg", help: "ffmpeg executable (exports, thumbnails)."),
@@ -382,6 +385,7 @@ public struct HubConfiguration: Sendable {
         settings.previewInterval = Double(try source.integer("recorder-preview-interval", in: 0...3_600) ?? 5)
         settings.maxSegmentBytes = try source.integer("recorder-max-segment-bytes", in: 65_536...(1 << 30)) ?? (64 << 20)
         settings.retentionInterval = Double(try source.integer("recorder-retention-interval", in: 1...3_600) ?? 30)
+        settings.segmentCacheBytes = try source.integer("recorder-segment-cache", in: 0...(64 << 30)) ?? (64 << 20)
         settings.leaseDuration = Double(try source.integer("recorder-lease", in: 6...3_600) ?? 30)
         settings.ytDLPPath = try source.string("ytdlp-path") ?? "yt-dlp"
         settings.ffmpegPath = try source.string("ffmpeg-path") ?? "ffmpeg"

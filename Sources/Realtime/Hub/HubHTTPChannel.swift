@@ -29,11 +29,16 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
     public let responder: HTTPChannelHandler.Responder
     let routes: HubWebSocketRoutes
+    let fastRoutes: HubFastRoutes
     let hub: WebSocketHub
     let maxFrameSize: Int
 
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // A response body (a segment, a page of streams) is written without waiting for the socket to drain
+            // at NIO's default 64 KiB mark: one write and no writability round trip per response. WebSocket
+            // connections set their own marks when the hub takes them over.
+            try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             // Carries the route's decision from `shouldUpgrade` to the pipeline handler of the same request.
             let decision = Mutex<HubWebSocketRoutes.Accepted?>(nil)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
@@ -66,6 +71,9 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if !fastRoutes.isEmpty {
+                            try channel.pipeline.syncOperations.addHandler(HubFastPathHandler(routes: fastRoutes))
+                        }
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                         return UpgradeResult.http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
@@ -106,9 +114,10 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 with task-free WebSocket upgrades for the hub's routes.
-    public static func hub(routes: HubWebSocketRoutes, hub: WebSocketHub, maxFrameSize: Int) -> HTTPServerBuilder {
+    public static func hub(routes: HubWebSocketRoutes, fastRoutes: HubFastRoutes = HubFastRoutes(), hub: WebSocketHub,
+                           maxFrameSize: Int) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            HubHTTPChannel(responder: responder, routes: routes, hub: hub, maxFrameSize: maxFrameSize)
+            HubHTTPChannel(responder: responder, routes: routes, fastRoutes: fastRoutes, hub: hub, maxFrameSize: maxFrameSize)
         }
     }
 }

@@ -8,10 +8,13 @@ import NIOPosix
 public struct SegmentStore: Sendable {
     public let root: String
     let threadPool: NIOThreadPool
+    /// The newest segments in memory (bounded), for serving the live edge without disk reads.
+    let cache: SegmentCache
 
-    public init(dataDirectory: String, threadPool: NIOThreadPool = .singleton) {
+    public init(dataDirectory: String, cacheBytes: Int = 64 << 20, threadPool: NIOThreadPool = .singleton) {
         self.root = (dataDirectory as NSString).appendingPathComponent("recordings")
         self.threadPool = threadPool
+        self.cache = SegmentCache(limit: cacheBytes)
     }
 
     public func directory(_ recording: String) -> String { root + "/" + recording }
@@ -82,11 +85,13 @@ public struct SegmentStore: Sendable {
                 throw StoreError.io("rename \(temporary): \(why)")
             }
         }
+        cache.put(directory + "/" + name, data)
     }
 
     /// Deletes files of a recording (missing ones are fine).
     public func remove(_ names: [String], recording: String) async {
         let directory = directory(recording)
+        for name in names { cache.remove(directory + "/" + name) }
         _ = try? await threadPool.runIfActive {
             for name in names { unlink(directory + "/" + name) }
         }

@@ -1,11 +1,38 @@
 import Foundation
 import HubCore
+import HTTPTypes
 import Hummingbird
 import NIOCore
 
 /// Serves a file from disk in chunks (never whole into memory), with single-range `Range` requests.
 enum FileResponder {
     static let fileIO = FileIO()
+
+    /// Serves a small file whole from `cache` (filling it on a miss); larger files are streamed.
+    static func respond(path: String, cache: SegmentCache, contentType: String, cacheControl: String, request: Request,
+                        context: HubRequestContext) async throws -> Response {
+        let data: ByteBuffer?
+        do { data = try await cache.load(path) } catch { throw HubError.notFound("no such file") }
+        guard let data else { return try await respond(path: path, contentType: contentType, cacheControl: cacheControl, request: request, context: context) }
+        let (status, extra, body) = part(of: data, range: request.headers[.range])
+        var headers: HTTPFields = [.contentType: contentType, .cacheControl: cacheControl, .acceptRanges: "bytes"]
+        for (name, value) in extra { if let field = HTTPField.Name(name) { headers[field] = value } }
+        headers[.contentLength] = String(body.readableBytes)
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// What to send of an in-memory file for a `Range` header: status, extra headers, body (a slice, no copy).
+    static func part(of data: ByteBuffer, range header: String?) -> (status: Int, headers: [(String, String)], body: ByteBuffer) {
+        let size = data.readableBytes
+        guard let header else { return (200, [], data) }
+        switch parseRange(header, size: size) {
+        case .whole: return (200, [], data)
+        case .unsatisfiable: return (416, [("Content-Range", "bytes */\(size)")], ByteBuffer())
+        case .range(let part):
+            let slice = data.getSlice(at: data.readerIndex + part.lowerBound, length: part.count) ?? ByteBuffer()
+            return (206, [("Content-Range", "bytes \(part.lowerBound)-\(part.upperBound)/\(size)")], slice)
+        }
+    }
 
     static func respond(path: String, contentType: String, cacheControl: String, request: Request, context: HubRequestContext,
                         download: String? = nil) async throws -> Response {

@@ -2,6 +2,7 @@ import Foundation
 import HubCore
 import Hummingbird
 import NIOCore
+import Realtime
 import Synchronization
 
 /// HLS playback as the original recorder defines it: `/recordings/{id}/live.m3u8` (last 5 segments, or from
@@ -45,6 +46,36 @@ final class PlaybackController: Sendable {
         }
         router.get("/start/:timestamp/:minutes/vod.m3u8") { _, context in
             try await self.vod(try await self.defaultID(), context: context, uriPrefix: "../../../live/")
+        }
+    }
+
+    /// The hot paths, answered from memory on the event loop: a running recording's live.m3u8 and cached
+    /// segments. Anything else (a cache miss, `?utc=`) goes through the router.
+    func addFastRoutes(to routes: HubFastRoutes) {
+        let supervisor = supervisor
+        routes.add(prefix: "/recordings/") { path, range in
+            let rest = path.dropFirst("/recordings/".count)
+            guard rest.utf8.count > 33, let slash = rest.firstIndex(of: "/") else { return nil }
+            let id = String(rest[..<slash])
+            guard RecordingID.isValid(id) else { return nil }
+            let tail = rest[rest.index(after: slash)...]
+            if tail == "live.m3u8" {
+                // A running recording's window, or another instance's (or a stopped one's) from the 1-second cache.
+                var entry = supervisor.runtime(id)?.livePlaylist(uriPrefix: "segments/")
+                if entry == nil, let cached = self.remoteLive.withLock({ $0[id + "|segments/"] }), ContinuousClock.now - cached.at < .seconds(1) {
+                    entry = (cached.body, cached.first)
+                }
+                guard let (body, first) = entry else { return nil }
+                supervisor.handouts.note(id, lowest: first)
+                return HubFastRoutes.Answer(headers: [("Content-Type", Self.playlistType), ("Cache-Control", "no-cache")], body: body)
+            }
+            guard tail.hasPrefix("segments/") else { return nil }
+            let name = String(tail.dropFirst("segments/".count))
+            guard let file = supervisor.store.path(id, name), let data = supervisor.store.cache.get(file) else { return nil }
+            let (status, extra, body) = FileResponder.part(of: data, range: range)
+            return HubFastRoutes.Answer(status: .init(statusCode: status), headers: [
+                ("Content-Type", SegmentStore.contentType(name)), ("Cache-Control", Self.segmentCache), ("Accept-Ranges", "bytes"),
+            ] + extra, body: body)
         }
     }
 
@@ -112,8 +143,8 @@ final class PlaybackController: Sendable {
 
     func segment(_ id: String, name: String, request: Request, context: HubRequestContext) async throws -> Response {
         guard let path = supervisor.store.path(id, name) else { throw HubError.notFound("no segment \(name)") }
-        return try await FileResponder.respond(path: path, contentType: SegmentStore.contentType(name), cacheControl: Self.segmentCache,
-                                               request: request, context: context)
+        return try await FileResponder.respond(path: path, cache: supervisor.store.cache, contentType: SegmentStore.contentType(name),
+                                               cacheControl: Self.segmentCache, request: request, context: context)
     }
 
     func requireRecording(_ id: String) async throws {

@@ -2,6 +2,7 @@ import HubCore
 import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// Counts requests by route, method and status, times them by route, and refuses bodies whose declared
 /// length is over the limit before reading a byte of them.
@@ -9,6 +10,19 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = HubRequestContext
     let factory: any MetricsFactory
     let maxBodySize: Int
+    /// Metric handles by route, method and status: made once, not per request (making one is a registry
+    /// lookup with a lock and label validation).
+    let handles = MetricHandles()
+
+    final class MetricHandles: Sendable {
+        let counters = Mutex<[String: Counter]>([:])
+        let timers = Mutex<[String: Timer]>([:])
+    }
+
+    init(factory: any MetricsFactory, maxBodySize: Int) {
+        self.factory = factory
+        self.maxBodySize = maxBodySize
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -16,11 +30,23 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         defer {
             let route = context.endpointPath ?? "unmatched"
             let elapsed = ContinuousClock.now - start
-            Counter(label: "streamhub_http_requests_total",
-                    dimensions: [("route", route), ("method", request.method.rawValue), ("status", String(status))],
-                    factory: factory).increment()
-            Timer(label: "streamhub_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
-                .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            let method = request.method.rawValue
+            let key = route + " " + method + " " + String(status)
+            let counter = handles.counters.withLock { counters in
+                if let counter = counters[key] { return counter }
+                let counter = Counter(label: "streamhub_http_requests_total",
+                                      dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory)
+                counters[key] = counter
+                return counter
+            }
+            counter.increment()
+            let timer = handles.timers.withLock { timers in
+                if let timer = timers[route] { return timer }
+                let timer = Timer(label: "streamhub_http_request_duration_seconds", dimensions: [("route", route)], factory: factory)
+                timers[route] = timer
+                return timer
+            }
+            timer.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
             if status >= 500 {
                 context.logger.warning("request failed", metadata: ["status": "\(status)", "path": "\(request.uri.path)"])
             } else {
