@@ -230,8 +230,12 @@ public final class RecorderSupervisor: Service, Sendable {
     func stop(_ id: String) async throws -> Bool {
         let now = Timestamp.now()
         if let runtime = runtime(id) {
-            runtime.update { $0.desiredRunning = false }
             runtime.stop.fire()
+            change(runtime) { recording in
+                recording.desiredRunning = false
+                recording.state = .stopped
+                recording.stoppedAt = recording.stoppedAt ?? now
+            }
         }
         // Another instance sees `desired` at its next lease round and stops its fetch loop.
         let rows = try await database.sql.raw("""

@@ -96,8 +96,11 @@ final class RecordingRuntime: Sendable {
     /// Changes the row (state, error, media info…); answers the new snapshot.
     @discardableResult
     func update(_ change: (inout Recording) -> Void) -> Recording {
-        state.withLock { state in
+        let stopping = stop.isFired
+        return state.withLock { state in
             change(&state.recording)
+            // Once stopped, a fetch loop finishing its round cannot make it active again.
+            if stopping && state.recording.state.isActive { state.recording.state = .stopped }
             state.recording.updatedAt = Timestamp.now()
             state.dirty = true
             return state.recording

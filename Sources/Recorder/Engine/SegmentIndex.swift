@@ -150,12 +150,4 @@ struct SegmentIndex: Sendable {
         return (try row.decode(column: "sequence", as: Int.self), try row.decode(column: "source_sequence", as: Int.self),
                 try row.decode(column: "starts_at", as: Double.self) + row.decode(column: "duration", as: Double.self))
     }
-
-    /// Segment count, bytes and mean fetch time, from the index (after a restart).
-    func totals(_ recording: String) async throws -> (count: Int, bytes: Int, meanFetch: Double) {
-        guard let row = try await database.sql.raw("""
-            SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b, COALESCE(AVG(fetch_ms), 0) AS f FROM recording_segments WHERE recording_id = \(bind: recording)
-            """).first() else { return (0, 0, 0) }
-        return (try row.decode(column: "n", as: Int.self), try row.decode(column: "b", as: Int.self), try row.decode(column: "f", as: Double.self))
-    }
 }

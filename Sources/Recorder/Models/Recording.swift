@@ -158,12 +158,8 @@ public struct Recording: Sendable, Equatable {
 
 /// Random recording ids: 128 bits in hex.
 enum RecordingID {
-    static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64, low = generator.next() as UInt64
-        let hex = { (value: UInt64) in String(repeating: "0", count: 16 - String(value, radix: 16).count) + String(value, radix: 16) }
-        return hex(high) + hex(low)
-    }
+    /// 128 random bits in hex (the same form as request ids).
+    static func make() -> String { RequestID.make() }
 
     static func isValid(_ text: String) -> Bool {
         text.utf8.count == 32 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
