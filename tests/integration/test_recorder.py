@@ -66,19 +66,47 @@ class Origin:
         self.server.shutdown()
 
 
-def start_ffmpeg(directory: str, start_number: int = 0) -> subprocess.Popen:
+def start_ffmpeg(directory: str) -> subprocess.Popen:
     return subprocess.Popen([
         "ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine",
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_list_size", "8",
-        "-start_number", str(start_number), "-hls_flags", "delete_segments", os.path.join(directory, "live.m3u8")], stdin=subprocess.PIPE)
+        "-hls_flags", "delete_segments", os.path.join(directory, "live.m3u8")], stdin=subprocess.PIPE)
 
 
-def stop_ffmpeg(process: subprocess.Popen):
-    if process.poll() is None:
-        try:
-            process.communicate(b"q", timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+class LiveSource:
+    """ffmpeg writing live HLS (1-second segments) into a directory that an Origin serves."""
+
+    def __init__(self, directory: str):
+        self.media = directory
+        self.origin = Origin(directory)
+        self.ffmpeg = None
+        self.start()
+
+    def start(self):
+        """Starts a fresh stream (media sequence from 0) and waits for its playlist."""
+        for name in os.listdir(self.media):
+            os.remove(os.path.join(self.media, name))
+        self.ffmpeg = start_ffmpeg(self.media)
+        wait_until(lambda: os.path.exists(os.path.join(self.media, "live.m3u8")), 20, "ffmpeg to write the playlist")
+
+    def stop(self):
+        """Stops ffmpeg cleanly: it writes EXT-X-ENDLIST."""
+        if self.ffmpeg.poll() is None:
+            try:
+                self.ffmpeg.communicate(b"q", timeout=20)
+            except subprocess.TimeoutExpired:
+                self.ffmpeg.kill()
+
+    def url(self, name: str = "live.m3u8") -> str:
+        return self.origin.url(name)
+
+
+@pytest.fixture
+def live_source(data_dir):
+    source = LiveSource(tempfile.mkdtemp(dir=data_dir))
+    yield source
+    source.stop()
+    source.origin.stop()
 
 
 def recording(server, key, rid):
@@ -98,10 +126,8 @@ def probe_duration(path: str) -> float:
     return float(json.loads(out.stdout)["format"]["duration"])
 
 
-def test_records_plays_back_exports_and_survives_a_source_restart(start_server, data_dir):
-    media = tempfile.mkdtemp(dir=data_dir)
-    ffmpeg = start_ffmpeg(media)
-    origin = Origin(media)
+def test_records_plays_back_exports_and_survives_a_source_restart(start_server, data_dir, live_source):
+    origin = live_source.origin
     data = os.path.join(data_dir, "rec")
     key = api_key(data)
     server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "2"})
@@ -128,7 +154,6 @@ def test_records_plays_back_exports_and_survives_a_source_restart(start_server, 
     listener = threading.Thread(target=lambda: loop.run_until_complete(listen(stop_listening)), daemon=True)
     listener.start()
     try:
-        wait_until(lambda: os.path.exists(os.path.join(media, "live.m3u8")), 20, "ffmpeg to write the playlist")
         wait_until(lambda: len(states) >= 1 and len(previews) >= 1, 10, "the state and preview channels to welcome us")
         assert json.loads(states[0])["type"] == "welcome" and json.loads(previews[0])["type"] == "welcome"
 
@@ -210,12 +235,10 @@ def test_records_plays_back_exports_and_survives_a_source_restart(start_server, 
         assert header["recordingId"] == rid and header["format"] == "jpeg" and frame[4 + length:4 + length + 2] == b"\xff\xd8"
 
         # The source restarts (sequence numbers from 0 again): a discontinuity, then recording again.
-        stop_ffmpeg(ffmpeg)
+        live_source.stop()
         wait_until(lambda: recording(server, key, rid)["state"] == "stalled", 20, "the ended source to stall the recording")
         before = recording(server, key, rid)["segments"]
-        for name in os.listdir(media):
-            os.remove(os.path.join(media, name))
-        ffmpeg = start_ffmpeg(media)
+        live_source.start()
         wait_until(lambda: recording(server, key, rid)["segments"] >= before + 4, 40, "recording to resume after the restart")
         assert recording(server, key, rid)["state"] == "recording"
         wait_until(lambda: "#EXT-X-DISCONTINUITY\n" in http("GET", server.url(f"/recordings/{rid}/live.m3u8"))[2].decode(), 10,
@@ -242,38 +265,30 @@ def test_records_plays_back_exports_and_survives_a_source_restart(start_server, 
     finally:
         stop_listening.set()
         listener.join(5)
-        stop_ffmpeg(ffmpeg)
-        origin.stop()
 
 
-def test_stalls_on_404_and_timeouts_then_recovers(start_server, data_dir):
-    media = tempfile.mkdtemp(dir=data_dir)
-    ffmpeg = start_ffmpeg(media)
-    origin = Origin(media)
+def test_stalls_on_404_and_timeouts_then_recovers(start_server, data_dir, live_source):
+    origin = live_source.origin
     data = os.path.join(data_dir, "stall")
     key = api_key(data)
     server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"})
-    try:
-        wait_until(lambda: os.path.exists(os.path.join(media, "live.m3u8")), 20, "ffmpeg to write the playlist")
-        _, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
-        rid = created["id"]
-        wait_until(lambda: recording(server, key, rid)["state"] == "recording", 20, "recording to start")
+    _, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
+    rid = created["id"]
+    wait_until(lambda: recording(server, key, rid)["state"] == "recording", 20, "recording to start")
 
-        origin.mode = "404"
-        wait_until(lambda: recording(server, key, rid)["state"] == "stalled", 15, "a 404 to stall the recording")
-        assert "404" in recording(server, key, rid)["error"]
-        origin.mode = "normal"
-        wait_until(lambda: recording(server, key, rid)["state"] == "recording", 20, "recovery after the 404s")
+    origin.mode = "404"
+    wait_until(lambda: recording(server, key, rid)["state"] == "stalled", 15, "a 404 to stall the recording")
+    assert "404" in recording(server, key, rid)["error"]
+    origin.mode = "normal"
+    wait_until(lambda: recording(server, key, rid)["state"] == "recording", 20, "recovery after the 404s")
 
-        origin.mode = "hang"
-        wait_until(lambda: recording(server, key, rid)["state"] == "stalled", 30, "a timeout to stall the recording")
-        assert "timed out" in recording(server, key, rid)["error"]
-        origin.mode = "normal"
-        wait_until(lambda: recording(server, key, rid)["state"] == "recording", 40, "recovery after the timeouts")
-        assert recording(server, key, rid)["errors"] >= 2
-    finally:
-        stop_ffmpeg(ffmpeg)
-        origin.stop()
+    origin.mode = "hang"
+    wait_until(lambda: recording(server, key, rid)["state"] == "stalled", 30, "a timeout to stall the recording")
+    assert "timed out" in recording(server, key, rid)["error"]
+    origin.mode = "normal"
+    wait_until(lambda: recording(server, key, rid)["state"] == "recording", 40, "recovery after the timeouts")
+    assert recording(server, key, rid)["errors"] >= 2
+
 
 
 def index_and_files(data: str, rid: str):
@@ -284,42 +299,36 @@ def index_and_files(data: str, rid: str):
     return rows, files
 
 
-def test_kill_9_mid_recording_resumes_with_files_and_index_in_agreement(start_server, data_dir):
-    media = tempfile.mkdtemp(dir=data_dir)
-    ffmpeg = start_ffmpeg(media)
-    origin = Origin(media)
+def test_kill_9_mid_recording_resumes_with_files_and_index_in_agreement(start_server, data_dir, live_source):
+    origin = live_source.origin
     data = os.path.join(data_dir, "kill")
     key = api_key(data)
     env = {"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"}
     server = start_server(data=data, extra_env=env)
-    try:
-        wait_until(lambda: os.path.exists(os.path.join(media, "live.m3u8")), 20, "ffmpeg to write the playlist")
-        _, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
-        rid = created["id"]
-        wait_until(lambda: recording(server, key, rid)["segments"] >= 5, 30, "5 segments")
-        # Leave the debris a crash can: a half-written file and a finished file the index never got.
-        directory = os.path.join(data, "recordings", rid)
-        Path(directory, "0000099998.ts.part").write_bytes(b"\x47" * 188)
-        Path(directory, "0000099999.ts").write_bytes(b"\x47" * 188)
-        server.stop(signal.SIGKILL)
-        before = recording_segments = len(index_and_files(data, rid)[0])
+    _, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
+    rid = created["id"]
+    wait_until(lambda: recording(server, key, rid)["segments"] >= 5, 30, "5 segments")
+    # Leave the debris a crash can: a half-written file and a finished file the index never got.
+    directory = os.path.join(data, "recordings", rid)
+    Path(directory, "0000099998.ts.part").write_bytes(b"\x47" * 188)
+    Path(directory, "0000099999.ts").write_bytes(b"\x47" * 188)
+    server.stop(signal.SIGKILL)
+    before = recording_segments = len(index_and_files(data, rid)[0])
 
-        server = start_server(data=data, extra_env=env)
-        wait_until(lambda: recording(server, key, rid)["segments"] >= before + 4, 40, "the recording to resume after kill -9")
-        assert recording(server, key, rid)["state"] == "recording"
-        assert "resuming recording" in server.logs()
-        assert not os.path.exists(os.path.join(directory, "0000099998.ts.part"))
-        assert not os.path.exists(os.path.join(directory, "0000099999.ts"))
-        server.stop()  # SIGTERM: in-flight index writes land
-        rows, files = index_and_files(data, rid)
-        assert rows == files and len(rows) >= recording_segments + 4
-        # Numbering went on from where the index stopped: no sequence is used twice.
-        with sqlite3.connect(os.path.join(data, "streamhub.sqlite")) as db:
-            sequences = [r[0] for r in db.execute("SELECT sequence FROM recording_segments WHERE recording_id = ? ORDER BY sequence", (rid,))]
-        assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
-    finally:
-        stop_ffmpeg(ffmpeg)
-        origin.stop()
+    server = start_server(data=data, extra_env=env)
+    wait_until(lambda: recording(server, key, rid)["segments"] >= before + 4, 40, "the recording to resume after kill -9")
+    assert recording(server, key, rid)["state"] == "recording"
+    assert "resuming recording" in server.logs()
+    assert not os.path.exists(os.path.join(directory, "0000099998.ts.part"))
+    assert not os.path.exists(os.path.join(directory, "0000099999.ts"))
+    server.stop()  # SIGTERM: in-flight index writes land
+    rows, files = index_and_files(data, rid)
+    assert rows == files and len(rows) >= recording_segments + 4
+    # Numbering went on from where the index stopped: no sequence is used twice.
+    with sqlite3.connect(os.path.join(data, "streamhub.sqlite")) as db:
+        sequences = [r[0] for r in db.execute("SELECT sequence FROM recording_segments WHERE recording_id = ? ORDER BY sequence", (rid,))]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+
 
 
 def test_hostile_playlists_and_bad_requests(start_server, data_dir):
@@ -406,44 +415,36 @@ def test_refuses_private_sources_unless_allowed(start_server, data_dir):
     assert get_json(server, "/api/v1/recordings", key)["meta"]["total_count"] == 0
 
 
-def test_page_urls_resolve_through_yt_dlp_and_a_missing_yt_dlp_fails_only_its_recording(start_server, data_dir):
-    media = tempfile.mkdtemp(dir=data_dir)
-    ffmpeg = start_ffmpeg(media)
-    origin = Origin(media)
-    Path(media, "page.html").write_text(
+def test_page_urls_resolve_through_yt_dlp_and_a_missing_yt_dlp_fails_only_its_recording(start_server, data_dir, live_source):
+    origin = live_source.origin
+    Path(live_source.media, "page.html").write_text(
         '<html><head><title>Cam</title><meta property="og:title" content="Cam">'
         f'<meta property="og:video" content="{origin.url("live.m3u8")}"><meta property="og:video:type" content="application/x-mpegURL">'
         '</head><body>cam</body></html>')
-    try:
-        wait_until(lambda: os.path.exists(os.path.join(media, "live.m3u8")), 20, "ffmpeg to write the playlist")
-        if shutil.which("yt-dlp"):
-            data = os.path.join(data_dir, "ytdlp")
-            key = api_key(data)
-            server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"})
-            status, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("page.html")})
-            assert status == 201 and created["input_kind"] == "other", created
-            wait_until(lambda: recording(server, key, created["id"])["segments"] >= 3, 60, "the page's stream to be recorded")
-            assert recording(server, key, created["id"])["media_url"] == origin.url("live.m3u8")
-            server.stop()
-
-        data = os.path.join(data_dir, "noytdlp")
+    if shutil.which("yt-dlp"):
+        data = os.path.join(data_dir, "ytdlp")
         key = api_key(data)
-        server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0", "STREAMHUB_YTDLP_PATH": "/nonexistent/yt-dlp"})
-        _, page = post_json(server, "/api/v1/recordings", key, {"url": origin.url("page.html")})
-        _, hls = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
-        wait_until(lambda: recording(server, key, page["id"])["state"] == "failed", 15, "the page recording to fail")
-        assert "yt-dlp" in recording(server, key, page["id"])["error"] and "not installed" in recording(server, key, page["id"])["error"]
-        wait_until(lambda: recording(server, key, hls["id"])["segments"] >= 3, 30, "the HLS recording beside it to go on")
-        assert recording(server, key, hls["id"])["state"] == "recording"
-    finally:
-        stop_ffmpeg(ffmpeg)
-        origin.stop()
+        server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"})
+        status, created = post_json(server, "/api/v1/recordings", key, {"url": origin.url("page.html")})
+        assert status == 201 and created["input_kind"] == "other", created
+        wait_until(lambda: recording(server, key, created["id"])["segments"] >= 3, 60, "the page's stream to be recorded")
+        assert recording(server, key, created["id"])["media_url"] == origin.url("live.m3u8")
+        server.stop()
+
+    data = os.path.join(data_dir, "noytdlp")
+    key = api_key(data)
+    server = start_server(data=data, extra_env={"STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0", "STREAMHUB_YTDLP_PATH": "/nonexistent/yt-dlp"})
+    _, page = post_json(server, "/api/v1/recordings", key, {"url": origin.url("page.html")})
+    _, hls = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
+    wait_until(lambda: recording(server, key, page["id"])["state"] == "failed", 15, "the page recording to fail")
+    assert "yt-dlp" in recording(server, key, page["id"])["error"] and "not installed" in recording(server, key, page["id"])["error"]
+    wait_until(lambda: recording(server, key, hls["id"])["segments"] >= 3, 30, "the HLS recording beside it to go on")
+    assert recording(server, key, hls["id"])["state"] == "recording"
 
 
-def test_another_instance_takes_a_recording_over_when_its_owner_dies(start_server, postgres, data_dir):
-    media = tempfile.mkdtemp(dir=data_dir)
-    ffmpeg = start_ffmpeg(media)
-    origin = Origin(media)
+
+def test_another_instance_takes_a_recording_over_when_its_owner_dies(start_server, postgres, data_dir, live_source):
+    origin = live_source.origin
     url = postgres.create_database()
     shared = os.path.join(data_dir, "shared")  # one volume for both instances' recordings
     os.makedirs(shared)
@@ -455,28 +456,23 @@ def test_another_instance_takes_a_recording_over_when_its_owner_dies(start_serve
     common = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_RECORDER_LEASE": "6", "STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"}
     a = start_server(data=shared, extra_env={**common, "STREAMHUB_INSTANCE_ID": "instance-a"})
     b = start_server(data=shared, extra_env={**common, "STREAMHUB_INSTANCE_ID": "instance-b"})
-    try:
-        wait_until(lambda: os.path.exists(os.path.join(media, "live.m3u8")), 20, "ffmpeg to write the playlist")
-        status, rec = post_json(a, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
-        assert status == 201 and rec["owner"] == "instance-a", rec
-        rid = rec["id"]
-        wait_until(lambda: recording(b, key, rid)["segments"] >= 3, 30, "instance b to see instance a's progress")
-        status, _, body = http("GET", b.url(f"/recordings/{rid}/live.m3u8"))
-        assert status == 200 and playlist_entries(body.decode()), "any instance serves the live playlist from the index"
+    status, rec = post_json(a, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
+    assert status == 201 and rec["owner"] == "instance-a", rec
+    rid = rec["id"]
+    wait_until(lambda: recording(b, key, rid)["segments"] >= 3, 30, "instance b to see instance a's progress")
+    status, _, body = http("GET", b.url(f"/recordings/{rid}/live.m3u8"))
+    assert status == 200 and playlist_entries(body.decode()), "any instance serves the live playlist from the index"
 
-        a.stop(signal.SIGKILL)
-        before = recording(b, key, rid)["segments"]
-        wait_until(lambda: recording(b, key, rid)["owner"] == "instance-b", 20, "instance b to take the lapsed lease")
-        wait_until(lambda: recording(b, key, rid)["segments"] >= before + 3, 30, "instance b to go on recording")
-        assert recording(b, key, rid)["state"] == "recording"
-        assert http("DELETE", b.url(f"/api/v1/recordings/{rid}"), headers={"Authorization": f"Bearer {key}"})[0] == 200
-        wait_until(lambda: "instance-b" not in [r.get("owner") for r in get_json(b, "/api/v1/recordings?state=recording", key)["recordings"]],
-                   10, "the recording to stop")
-        b.stop()
-        rows = set(subprocess.check_output(["psql", url, "-At", "-c", f"SELECT file_name FROM recording_segments WHERE recording_id = '{rid}'"],
-                                           text=True).split())
-        files = {n for n in os.listdir(os.path.join(shared, "recordings", rid)) if re.fullmatch(r"\d{10}\.ts", n)}
-        assert rows == files and len(rows) >= before + 3
-    finally:
-        stop_ffmpeg(ffmpeg)
-        origin.stop()
+    a.stop(signal.SIGKILL)
+    before = recording(b, key, rid)["segments"]
+    wait_until(lambda: recording(b, key, rid)["owner"] == "instance-b", 20, "instance b to take the lapsed lease")
+    wait_until(lambda: recording(b, key, rid)["segments"] >= before + 3, 30, "instance b to go on recording")
+    assert recording(b, key, rid)["state"] == "recording"
+    assert http("DELETE", b.url(f"/api/v1/recordings/{rid}"), headers={"Authorization": f"Bearer {key}"})[0] == 200
+    wait_until(lambda: "instance-b" not in [r.get("owner") for r in get_json(b, "/api/v1/recordings?state=recording", key)["recordings"]],
+               10, "the recording to stop")
+    b.stop()
+    rows = set(subprocess.check_output(["psql", url, "-At", "-c", f"SELECT file_name FROM recording_segments WHERE recording_id = '{rid}'"],
+                                       text=True).split())
+    files = {n for n in os.listdir(os.path.join(shared, "recordings", rid)) if re.fullmatch(r"\d{10}\.ts", n)}
+    assert rows == files and len(rows) >= before + 3

@@ -33,6 +33,8 @@ public final class RecorderSupervisor: Service, Sendable {
 
     private let runtimes = Mutex<[String: RecordingRuntime]>([:])
     private let pending = Mutex<[IndexedSegment]>([])
+    /// Last snapshots of recordings whose fetch loop ended, for the next flush.
+    private let finals = Mutex<[Recording]>([])
     private let maps = Mutex<[String: [String: String]]>([:])
     private let commands: AsyncStream<Command>
     private let continuation: AsyncStream<Command>.Continuation
@@ -91,7 +93,8 @@ public final class RecorderSupervisor: Service, Sendable {
     func flush() async {
         let rows = pending.withLock { rows -> [IndexedSegment] in defer { rows = [] }; return rows }
         let now = Timestamp.now()
-        var dirty: [Recording] = []
+        var dirty = finals.withLock { finals -> [Recording] in defer { finals = [] }; return finals }
+        let finalCount = dirty.count
         var publish: [Recording] = []
         for runtime in runtimes.withLock({ Array($0.values) }) {
             runtime.state.withLock { state in
@@ -112,7 +115,8 @@ public final class RecorderSupervisor: Service, Sendable {
                 logger.error("could not write the recording index; retrying", metadata: ["error": "\(String(reflecting: error))", "segments": "\(rows.count)"])
             }
             pending.withLock { $0.insert(contentsOf: rows, at: 0) }
-            for recording in dirty { runtimes.withLock { $0[recording.id] }?.state.withLock { $0.dirty = true } }
+            finals.withLock { $0.insert(contentsOf: dirty.prefix(finalCount), at: 0) }
+            for recording in dirty.dropFirst(finalCount) { runtimes.withLock { $0[recording.id] }?.state.withLock { $0.dirty = true } }
         }
         for recording in publish { self.publish(recording) }
     }
@@ -201,16 +205,23 @@ public final class RecorderSupervisor: Service, Sendable {
         runtimes.withLock { _ = $0.removeValue(forKey: runtime.id) }
         running.record(runtimes.withLock { $0.count })
         maps.withLock { _ = $0.removeValue(forKey: runtime.id) }
-        // Its last counters and state go out with the next flush.
+        // Its last counters and state go out with the next flush (it is no longer among the runtimes).
         let final = runtime.snapshot
-        Task { [index, instanceID] in
-            try? await index.write([], recordings: [final], owner: instanceID)
-        }
+        finals.withLock { $0.append(final) }
     }
 
     var count: Int { runtimes.withLock { $0.count } }
 
     func runtime(_ id: String) -> RecordingRuntime? { runtimes.withLock { $0[id] } }
+
+    /// A recording: the running snapshot when this instance records it, else its row; nil when there is none.
+    func recording(_ id: String) async throws -> Recording? {
+        if let runtime = runtime(id) { return runtime.snapshot }
+        // A fetch loop that just ended: its last snapshot is newer than the row until the next flush.
+        if let final = finals.withLock({ $0.last { $0.id == id } }) { return final }
+        return try await database.reader.raw("SELECT \(unsafeRaw: Recording.columns) FROM recordings WHERE id = \(bind: id)").first()
+            .map(Recording.init(row:))
+    }
 
     /// Creates and starts a recording held by this instance.
     func start(_ recording: Recording) async throws {
@@ -253,13 +264,6 @@ public final class RecorderSupervisor: Service, Sendable {
             recording.desiredRunning = false
             recording.stoppedAt = recording.stoppedAt ?? Timestamp.now()
         }
-        markStopped(runtime)
-    }
-
-    func markStopped(_ runtime: RecordingRuntime) {
-        Task { [database] in
-            try? await database.sql.raw("UPDATE recordings SET desired = 'stopped' WHERE id = \(bind: runtime.id)").run()
-        }
     }
 
     // MARK: - Used by the fetch loop
@@ -275,7 +279,6 @@ public final class RecorderSupervisor: Service, Sendable {
             }
             publishNow(runtime)
         }
-        if !after.desiredRunning && after.state == .failed { markStopped(runtime) }
     }
 
     func publishNow(_ runtime: RecordingRuntime) {
@@ -346,7 +349,9 @@ public final class RecorderSupervisor: Service, Sendable {
 
     /// Every running recording's current snapshot.
     func snapshots() -> [String: Recording] {
-        runtimes.withLock { $0.mapValues { $0.snapshot } }
+        var snapshots = Dictionary(finals.withLock { $0.map { ($0.id, $0) } }, uniquingKeysWith: { _, newer in newer })
+        for (id, runtime) in runtimes.withLock({ $0 }) { snapshots[id] = runtime.snapshot }
+        return snapshots
     }
 }
 

@@ -107,7 +107,6 @@ struct RecordingWorker: Sendable {
                     if !sawLive {
                         // A finished (VOD) playlist: all of it is recorded.
                         supervisor.change(runtime) { $0.state = .stopped; $0.error = nil; $0.desiredRunning = false; $0.stoppedAt = Timestamp.now() }
-                        supervisor.markStopped(runtime)
                         return
                     }
                     supervisor.change(runtime) { $0.state = .stalled; $0.error = "the source ended the stream (EXT-X-ENDLIST); waiting for it to return" }

@@ -19,7 +19,9 @@ struct SegmentIndex: Sendable {
 
     static let columns = "sequence, file_name, duration, starts_at, discontinuity, map_file, key_tag"
 
-    /// Inserts segments and brings the recordings' counters up to date, in one transaction.
+    /// Inserts segments and brings the recordings' counters up to date, in one transaction. A recording that
+    /// no longer wants to run is marked stopped; `desired` is never set back to running here (a stop made on
+    /// another instance must not be undone by this one's flush).
     func write(_ rows: [IndexedSegment], recordings: [Recording], owner: String) async throws {
         guard !rows.isEmpty || !recordings.isEmpty else { return }
         try await database.transaction { db in
@@ -48,7 +50,8 @@ struct SegmentIndex: Sendable {
             UPDATE recordings SET state = \(bind: r.state.rawValue), error = \(bind: r.error), media_url = \(bind: r.mediaURL),
             segments = \(bind: r.segments), bytes = \(bind: r.bytes), missed = \(bind: r.missed), errors = \(bind: r.errors),
             last_segment_at = \(bind: r.lastSegmentAt), codec = \(bind: r.codec), width = \(bind: r.width), height = \(bind: r.height),
-            fps = \(bind: r.fps), bitrate = \(bind: r.bitrate), stopped_at = \(bind: r.stoppedAt), updated_at = \(bind: r.updatedAt)
+            fps = \(bind: r.fps), bitrate = \(bind: r.bitrate), stopped_at = \(bind: r.stoppedAt), updated_at = \(bind: r.updatedAt),
+            desired = \(unsafeRaw: r.desiredRunning ? "desired" : "'stopped'")
             WHERE id = \(bind: r.id) AND owner = \(bind: owner)
             """).run()
     }

@@ -97,15 +97,6 @@ public struct SegmentStore: Sendable {
         }
     }
 
-    /// The recording's segment files on disk (not `.part` files, previews or exports).
-    func segmentFiles(_ recording: String) async throws -> Set<String> {
-        let directory = directory(recording)
-        return try await threadPool.runIfActive {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            return Set(names.filter { Self.isValidName($0) })
-        }
-    }
-
     /// Makes files and index agree for a recording that is not running: removes `.part` leftovers and files
     /// the index does not list. Answers the indexed names whose files are missing (the caller drops those rows).
     func reconcile(_ recording: String, indexed: Set<String>) async throws -> (removedFiles: Int, missing: Set<String>) {
@@ -126,8 +117,8 @@ public struct SegmentStore: Sendable {
         }
     }
 
-    /// Size of a file, or nil when it does not exist.
-    func size(_ path: String) -> Int? {
+    /// Size of a regular file, or nil when there is none.
+    static func size(_ path: String) -> Int? {
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         return Int(info.st_size)

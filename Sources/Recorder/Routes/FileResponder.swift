@@ -11,8 +11,10 @@ enum FileResponder {
     /// Serves a small file whole from `cache` (filling it on a miss); larger files are streamed.
     static func respond(path: String, cache: SegmentCache, contentType: String, cacheControl: String, request: Request,
                         context: HubRequestContext) async throws -> Response {
-        let data: ByteBuffer?
-        do { data = try await cache.load(path) } catch { throw HubError.notFound("no such file") }
+        var data: ByteBuffer?
+        if cache.limit > 0 {
+            do { data = try await cache.load(path) } catch { throw HubError.notFound("no such file") }
+        }
         guard let data else { return try await respond(path: path, contentType: contentType, cacheControl: cacheControl, request: request, context: context) }
         let (status, extra, body) = part(of: data, range: request.headers[.range])
         var headers: HTTPFields = [.contentType: contentType, .cacheControl: cacheControl, .acceptRanges: "bytes"]
@@ -36,11 +38,7 @@ enum FileResponder {
 
     static func respond(path: String, contentType: String, cacheControl: String, request: Request, context: HubRequestContext,
                         download: String? = nil) async throws -> Response {
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw HubError.notFound("no such file")
-        }
-        let size = Int(info.st_size)
+        guard let size = SegmentStore.size(path) else { throw HubError.notFound("no such file") }
         var headers: HTTPFields = [.contentType: contentType, .cacheControl: cacheControl, .acceptRanges: "bytes"]
         if let download { headers[.contentDisposition] = "attachment; filename=\"\(download)\"" }
         var range: ClosedRange<Int>? = nil

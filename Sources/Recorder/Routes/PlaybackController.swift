@@ -60,13 +60,7 @@ final class PlaybackController: Sendable {
             guard RecordingID.isValid(id) else { return nil }
             let tail = rest[rest.index(after: slash)...]
             if tail == "live.m3u8" {
-                // A running recording's window, or another instance's (or a stopped one's) from the 1-second cache.
-                var entry = supervisor.runtime(id)?.livePlaylist(uriPrefix: "segments/")
-                if entry == nil, let cached = self.remoteLive.withLock({ $0[id + "|segments/"] }), ContinuousClock.now - cached.at < .seconds(1) {
-                    entry = (cached.body, cached.first)
-                }
-                guard let (body, first) = entry else { return nil }
-                supervisor.handouts.note(id, lowest: first)
+                guard let body = self.liveFromMemory(id, uriPrefix: "segments/") else { return nil }
                 return HubFastRoutes.Answer(headers: [("Content-Type", Self.playlistType), ("Cache-Control", "no-cache")], body: body)
             }
             guard tail.hasPrefix("segments/") else { return nil }
@@ -77,6 +71,18 @@ final class PlaybackController: Sendable {
                 ("Content-Type", SegmentStore.contentType(name)), ("Cache-Control", Self.segmentCache), ("Accept-Ranges", "bytes"),
             ] + extra, body: body)
         }
+    }
+
+    /// The live playlist without the database: a running recording's window, or the one-second cache of
+    /// another instance's (or a stopped) recording. Notes the handout for retention.
+    func liveFromMemory(_ id: String, uriPrefix: String) -> ByteBuffer? {
+        var entry = supervisor.runtime(id)?.livePlaylist(uriPrefix: uriPrefix)
+        if entry == nil, let cached = remoteLive.withLock({ $0[id + "|" + uriPrefix] }), ContinuousClock.now - cached.at < .seconds(1) {
+            entry = (cached.body, cached.first)
+        }
+        guard let (body, first) = entry else { return nil }
+        supervisor.handouts.note(id, lowest: first)
+        return body
     }
 
     func playlistResponse(_ body: ByteBuffer, cache: String) -> Response {
@@ -98,16 +104,7 @@ final class PlaybackController: Sendable {
             supervisor.handouts.note(id, lowest: playlist.mediaSequence)
             return playlistResponse(ByteBuffer(string: playlist.render()), cache: "no-cache")
         }
-        if let runtime = supervisor.runtime(id) {
-            guard let (body, first) = runtime.livePlaylist(uriPrefix: uriPrefix) else { throw HubError.notFound("nothing recorded yet") }
-            supervisor.handouts.note(id, lowest: first)
-            return playlistResponse(body, cache: "no-cache")
-        }
-        let key = id + "|" + uriPrefix
-        if let cached = remoteLive.withLock({ $0[key] }), ContinuousClock.now - cached.at < .seconds(1) {
-            supervisor.handouts.note(id, lowest: cached.first)
-            return playlistResponse(cached.body, cache: "no-cache")
-        }
+        if let body = liveFromMemory(id, uriPrefix: uriPrefix) { return playlistResponse(body, cache: "no-cache") }
         try await requireRecording(id)
         let segments = try await supervisor.index.recent(id, limit: 5)
         var before = 0
@@ -118,7 +115,7 @@ final class PlaybackController: Sendable {
         let body = ByteBuffer(string: playlist.render())
         remoteLive.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }
-            cache[key] = (.now, body, playlist.mediaSequence)
+            cache[id + "|" + uriPrefix] = (.now, body, playlist.mediaSequence)
         }
         supervisor.handouts.note(id, lowest: playlist.mediaSequence)
         return playlistResponse(body, cache: "no-cache")
@@ -148,8 +145,7 @@ final class PlaybackController: Sendable {
     }
 
     func requireRecording(_ id: String) async throws {
-        if supervisor.runtime(id) != nil { return }
-        guard try await supervisor.database.reader.raw("SELECT id FROM recordings WHERE id = \(bind: id)").first() != nil else {
+        guard try await supervisor.recording(id) != nil else {
             throw HubError.notFound("no recording with id \(id)")
         }
     }

@@ -141,10 +141,8 @@ struct RecordingsController: Sendable {
 
     /// A recording: the running snapshot when this instance records it, else its row.
     func recording(_ id: String) async throws -> Recording {
-        if let runtime = supervisor.runtime(id) { return runtime.snapshot }
-        guard let row = try await supervisor.database.reader.raw("SELECT \(unsafeRaw: Recording.columns) FROM recordings WHERE id = \(bind: id)").first()
-        else { throw HubError.notFound("no recording with id \(id)") }
-        return try Recording(row: row)
+        guard let recording = try await supervisor.recording(id) else { throw HubError.notFound("no recording with id \(id)") }
+        return recording
     }
 
     func list(_ query: [String: String]) async throws -> Response {

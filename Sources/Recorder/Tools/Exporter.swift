@@ -206,7 +206,7 @@ struct Exporter: Sendable {
             job.state = .done
             job.progress = 1
             job.fileName = name
-            job.size = store.size(exports + "/" + name)
+            job.size = SegmentStore.size(exports + "/" + name)
         } else {
             unlink(output)
             job.state = .failed
