@@ -19,6 +19,8 @@ struct PreProcessor: Sendable {
     let fetcher: GuardedFetcher
     let ytDLPPath: String
     let ffprobePath: String
+    /// yt-dlp runs at once (each costs seconds of CPU; a restart resumes every page recording together).
+    let ytDLPSlots = AsyncSemaphore(4)
     static let playlistLimit = 4 << 20
     static var playlistLimits: PlaylistLimits {
         var limits = PlaylistLimits()
@@ -91,6 +93,8 @@ struct PreProcessor: Sendable {
         case .worst: format = "worst"
         case .maxBandwidth(let bits): format = "best[tbr<=\(max(1, bits / 1000))]/worst"
         }
+        await ytDLPSlots.wait()
+        defer { ytDLPSlots.signal() }
         let output: ChildProcess.Output
         do {
             output = try await ChildProcess.run(ytDLPPath, ["-g", "-f", format, "--no-playlist", "--no-warnings", "--socket-timeout", "15", "--", page],
