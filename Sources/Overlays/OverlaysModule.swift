@@ -41,6 +41,9 @@ public struct OverlaysModule: Sendable {
         self.accessLog = AccessLog(database: database, logger: logger, retention: configuration.accessLogRetention)
         self.serviceKeys = ServiceKeyValidator(keys: configuration.serviceKeys)
         self.captionRetention = configuration.captionRetention
+        // `?key=<overlay key>` on /events: that community's captions and transcriptions.
+        let keys = self.keys
+        realtime.channelAuth.addKeyResolver { key in try await keys.validate(key)?.channelIdentity }
     }
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {

@@ -13,6 +13,8 @@ public struct RealtimeModule: Sendable {
     public let webSockets = HubWebSocketRoutes()
     /// GET routes answered from memory on the event loop; every module may add its own.
     public let fastRoutes = HubFastRoutes()
+    /// Resolves WebSocket clients' credentials for every channel; the registry and overlays plug in.
+    public let channelAuth: ChannelAuthenticator
     let bus: EventBus
     let configuration: HubConfiguration
 
@@ -21,6 +23,7 @@ public struct RealtimeModule: Sendable {
                 logger: Logger, metrics: any MetricsFactory) {
         self.configuration = configuration
         self.bus = bus
+        self.channelAuth = ChannelAuthenticator(serviceKeys: ServiceKeyValidator(keys: configuration.serviceKeys))
         self.hub = WebSocketHub(maxQueuedBytes: configuration.webSocketMaxQueuedBytes, pingInterval: configuration.webSocketPingInterval,
                                 historyPolicies: historyPolicies,
                                 clock: clock, logger: logger, metrics: metrics)
@@ -28,7 +31,7 @@ public struct RealtimeModule: Sendable {
 
     public func addRoutes(to router: Router<HubRequestContext>) {
         EventsController(
-            hub: hub, bus: bus, serviceKeys: ServiceKeyValidator(keys: configuration.serviceKeys),
+            hub: hub, bus: bus, serviceKeys: ServiceKeyValidator(keys: configuration.serviceKeys), channelAuth: channelAuth,
             maxBodySize: configuration.maxBodySize
         ).addRoutes(to: router, webSockets: webSockets)
     }

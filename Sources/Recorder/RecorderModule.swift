@@ -58,12 +58,24 @@ public struct RecorderModule: Sendable {
         addStreamChannels(to: router)
     }
 
-    /// `WS /api/stream/ws?target=state|preview`.
+    /// `WS /api/stream/ws?target=state|preview`: the same callers as `GET /api/v1/recordings` (a signed-in
+    /// viewer or better: JWT or API key, in `Authorization` or `?token=`); anyone else is closed with 4401
+    /// (no or bad credentials) or 4403 (a key that may not read recordings).
     func addStreamChannels(to router: Router<HubRequestContext>) {
         let database = supervisor.database
         let supervisor = supervisor
-        realtime.webSockets.add("/api/stream/ws") { uri, _ in
+        let channelAuth = realtime.channelAuth
+        realtime.webSockets.add("/api/stream/ws") { uri, headers in
             let target = uri.queryParameters["target"].map(String.init) ?? "state"
+            guard target == "state" || target == "preview" else { return nil }
+            let identity: ChannelIdentity
+            switch await channelAuth.authenticate(uri: uri, headers: headers) {
+            case .refused(let code, let reason): return HubWebSocketRoutes.refused(code: code, reason: reason)
+            case .identity(let found): identity = found
+            }
+            guard Self.channelVisibility.admits(identity.audience) else {
+                return HubWebSocketRoutes.refused(code: ChannelCloseCode.forbidden, reason: "recordings need a signed-in viewer, editor or admin")
+            }
             switch target {
             case "state":
                 var frames = [Self.welcome("state")]
@@ -75,9 +87,10 @@ public struct RecorderModule: Sendable {
                     let stored = try Recording(row: row)
                     frames.append(WebSocketWire.textFrame(StateForwarder.stateUpdate(ByteBuffer(string: (live[stored.id] ?? stored).statePayload))))
                 }
-                return HubWebSocketRoutes.Accepted(topic: Self.stateTopic, initialFrames: frames, replayHistory: false)
+                return HubWebSocketRoutes.Accepted(topic: Self.stateTopic, identity: identity, initialFrames: frames, replayHistory: false)
             case "preview":
-                return HubWebSocketRoutes.Accepted(topic: Self.previewTopic, initialFrames: [Self.welcome("preview")], replayHistory: false)
+                return HubWebSocketRoutes.Accepted(topic: Self.previewTopic, identity: identity, initialFrames: [Self.welcome("preview")],
+                                                   replayHistory: false)
             default:
                 return nil
             }
@@ -91,6 +104,9 @@ public struct RecorderModule: Sendable {
                            headers: [.upgrade: "websocket", .connection: "Upgrade"])
         }
     }
+
+    /// Who may hold a state or preview channel: whoever may list recordings (any recording's events).
+    static let channelVisibility = EventVisibility.recording("")
 
     static func welcome(_ target: String) -> ByteBuffer {
         WebSocketWire.textFrame(ByteBuffer(string: JSONText.object([

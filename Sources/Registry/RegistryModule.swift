@@ -27,6 +27,8 @@ public struct RegistryModule: Sendable {
         self.loginFailures = RateLimiter(limit: configuration.loginFailureLimit)
         self.realtime = realtime
         self.logger = logger
+        let access = self.access
+        realtime.channelAuth.setTokenResolver { credential in try await access.channelIdentity(for: credential) }
     }
 
     /// `/api/v1` with the registry's authentication and write limits, for other modules' routes too.
@@ -41,12 +43,12 @@ public struct RegistryModule: Sendable {
         AdminController(service: service, access: access, flags: flags).addRoutes(to: api)
         StreamersController(service: service).addRoutes(to: api)
         OpenAPIController().addRoutes(to: api)
-        CableController(service: service, access: access, logger: logger).addRoutes(to: router, webSockets: realtime.webSockets)
+        CableController(service: service, access: access, hub: realtime.hub, logger: logger).addRoutes(to: router, webSockets: realtime.webSockets)
     }
 
     public var services: [any Service] {
         [
-            RegistryBackground(service: service, access: access, logger: logger),
+            RegistryBackground(service: service, access: access, hub: realtime.hub, logger: logger),
             EventsForwarder(bus: service.bus, hub: realtime.hub, topic: CableController.topic, types: RegistryEventType.cable),
         ]
     }

@@ -24,6 +24,9 @@ public enum RegistryEventType {
     public static let cable: Set<String> = [created, updated, deleted, locked, unlocked, status, discovered]
     /// Instance-to-instance: a logged-out token.
     static let tokenRevoked = "internal.token_revoked"
+    /// Instance-to-instance: an account or API key lost its access or changed role (`subject`, e.g. `user:5`);
+    /// every instance drops it from its caches and closes its WebSockets.
+    static let accountChanged = "internal.account_changed"
 }
 
 /// The streams side of the registry: every write runs in one transaction with its audit entry and its
@@ -287,7 +290,7 @@ public final class RegistryService: Sendable {
 
     /// Publishes an event about a stream on the bus (and so on the cable and /events): `{"stream": …}` plus `fields`.
     public func announce(_ type: String, stream: StreamRecord, fields: [(String, JSONText.Value)] = []) {
-        bus.publish(type: type, payload: ByteBuffer(string: JSONText.object([("stream", .raw(stream.json))] + fields)))
+        bus.publish(type: type, payload: ByteBuffer(string: JSONText.object([("stream", .raw(stream.json))] + fields)), visibility: .viewers)
     }
 
     static func duplicate(_ existing: StreamRecord) -> HubError {
@@ -357,7 +360,7 @@ public final class RegistryService: Sendable {
 
     func publish(_ type: String, stream: StreamRecord, eventID: Int64) {
         changed()
-        bus.publish(type: type, payload: ByteBuffer(string: ChangeLog.payload(id: eventID, body: stream.json)))
+        bus.publish(type: type, payload: ByteBuffer(string: ChangeLog.payload(id: eventID, body: stream.json)), visibility: .viewers)
     }
 
     // MARK: Locks
@@ -368,7 +371,7 @@ public final class RegistryService: Sendable {
         case .heldBy(let lock):
             throw HubError(.locked, code: "locked", message: "stream \(id) is being edited by \(lock.holder) until \(Timestamp.iso8601(lock.expiresAt))")
         case .granted(let lock):
-            bus.publish(type: RegistryEventType.locked, payload: ByteBuffer(string: lock.lockedPayload))
+            bus.publish(type: RegistryEventType.locked, payload: ByteBuffer(string: lock.lockedPayload), visibility: .viewers)
             return lock
         }
     }
@@ -386,7 +389,14 @@ public final class RegistryService: Sendable {
     func publishUnlocked(_ id: Int64, by holder: String, reason: String) {
         bus.publish(type: RegistryEventType.unlocked, payload: ByteBuffer(string: JSONText.object([
             ("stream_id", .int(Int(id))), ("locked_by", .string(holder)), ("reason", .string(reason)),
-        ])))
+        ])), visibility: .viewers)
+    }
+
+    /// Tells every instance (this one too) that `subject` (`user:<id>` or `api_key:<id>`) lost its access
+    /// or changed role: caches drop it and its WebSockets close within a second.
+    public func announceAccountChanged(_ subject: String) {
+        bus.publish(type: RegistryEventType.accountChanged, payload: ByteBuffer(string: JSONText.object([("subject", .string(subject))])),
+                    visibility: .nobody)
     }
 }
 

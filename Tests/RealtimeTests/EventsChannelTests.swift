@@ -15,8 +15,10 @@ func postEvents(_ client: any TestClientProtocol, _ json: String) async throws -
 }
 
 /// Opens `/events` and waits until the hub has registered the connection (the ack of a subscribe).
+/// Signs in with the service key (`?key=`) unless `query` brings its own credential.
 func connectEvents(_ port: Int, subscribe: String = #"["*"]"#, query: String = "") async throws -> WebSocketProbe {
-    let probe = WebSocketProbe(port: port, path: "/events\(query)")
+    let credential = query.contains("key=") || query.contains("token=") ? "" : (query.isEmpty ? "?" : "&") + "key=\(testServiceKey)"
+    let probe = WebSocketProbe(port: port, path: "/events\(query)\(credential)")
     probe.send(#"{"subscribe":\#(subscribe)}"#)
     let ack = try await probe.nextJSON()
     guard ack["event"] as? String == "subscribed" else { throw TestFailure("expected a subscribed ack, got \(ack)") }
@@ -146,7 +148,7 @@ func connectEvents(_ port: Int, subscribe: String = #"["*"]"#, query: String = "
         try await withTestApplication(configure: { $0.webSocketMaxQueuedBytes = 16 * 1024 }) { app, client in
             let port = client.port!
             let fast = try await connectEvents(port)
-            let slow = try await SlowSocketClient.open(port: port, path: "/events")
+            let slow = try await SlowSocketClient.open(port: port, path: "/events?key=\(testServiceKey)")
             defer { slow.close() }
             try await eventually("slow client registered") { app.realtime.hub.connectionCount(topic: "events") == 2 }
 

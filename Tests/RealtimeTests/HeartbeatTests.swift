@@ -15,7 +15,7 @@ import Testing
                                metrics: NOOPMetricsHandler.instance)
         let routes = HubWebSocketRoutes()
         routes.add("/live") { _, _ in
-            HubWebSocketRoutes.Accepted(topic: "live") { text, connection in
+            HubWebSocketRoutes.Accepted(topic: "live", identity: .anonymous) { text, connection in
                 connection.send(WebSocketWire.textFrame(ByteBuffer(string: "echo:" + text)))
             }
         }
@@ -34,7 +34,7 @@ import Testing
             try await eventually("silent client closed", within: 10) { hub.connectionCount(topic: "live") == 1 }
             try await eventually("silent client's socket closed", within: 10) { silent.serverHasClosed() }
             // The answering client is still served after many ping rounds.
-            hub.broadcast(text: ByteBuffer(string: "still here"), to: "live")
+            hub.broadcast(text: ByteBuffer(string: "still here"), to: "live", visibility: .everyone)
             let next = try await answering.next()
             #expect(next == "still here")
             await answering.close()

@@ -16,7 +16,7 @@ import Testing
                                logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
         let routes = HubWebSocketRoutes()
         routes.add("/replay") { _, _ in
-            HubWebSocketRoutes.Accepted(topic: "replay:room", initialFrames: [WebSocketWire.textFrame(ByteBuffer(string: "welcome"))]) { text, connection in
+            HubWebSocketRoutes.Accepted(topic: "replay:room", identity: .anonymous, initialFrames: [WebSocketWire.textFrame(ByteBuffer(string: "welcome"))]) { text, connection in
                 connection.send(WebSocketWire.textFrame(ByteBuffer(string: "echo:" + text)))
             }
         }
@@ -29,7 +29,7 @@ import Testing
     @Test func newClientGetsTheLastTenFramesOldestFirstThenLiveOnes() async throws {
         let clock = ManualWallClock()
         try await withReplayApp(clock: clock) { hub, client in
-            for index in 1...15 { hub.broadcast(text: ByteBuffer(string: "m\(index)"), to: "replay:room") }
+            for index in 1...15 { hub.broadcast(text: ByteBuffer(string: "m\(index)"), to: "replay:room", visibility: .everyone) }
             let probe = WebSocketProbe(port: client.port!, path: "/replay")
             let received1 = try await probe.next()
             #expect(received1 == "welcome")
@@ -39,7 +39,7 @@ import Testing
             probe.send("sync")
             let received2 = try await probe.next()
             #expect(received2 == "echo:sync")
-            hub.broadcast(text: ByteBuffer(string: "live"), to: "replay:room")
+            hub.broadcast(text: ByteBuffer(string: "live"), to: "replay:room", visibility: .everyone)
             let received3 = try await probe.next()
             #expect(received3 == "live")
             await probe.close()
@@ -49,9 +49,9 @@ import Testing
     @Test func framesOlderThanTheMaximumAgeAreNotReplayed() async throws {
         let clock = ManualWallClock()
         try await withReplayApp(clock: clock) { hub, client in
-            hub.broadcast(text: ByteBuffer(string: "old"), to: "replay:room")
+            hub.broadcast(text: ByteBuffer(string: "old"), to: "replay:room", visibility: .everyone)
             clock.advance(by: 200)
-            hub.broadcast(text: ByteBuffer(string: "recent"), to: "replay:room")
+            hub.broadcast(text: ByteBuffer(string: "recent"), to: "replay:room", visibility: .everyone)
             clock.advance(by: 150)  // "old" is now 350 s old, "recent" 150 s
             let probe = WebSocketProbe(port: client.port!, path: "/replay")
             let received4 = try await probe.next()
@@ -68,10 +68,22 @@ import Testing
     @Test func historyRingKeepsCapacityAndAge() {
         var ring = HistoryRing(policy: .init(capacity: 3, maxAge: 10))
         let start = Date(timeIntervalSince1970: 0)
-        for index in 0..<5 { ring.append(ByteBuffer(string: "\(index)"), at: start.addingTimeInterval(Double(index))) }
-        #expect(ring.frames(at: start.addingTimeInterval(5)).map { String(buffer: $0) } == ["2", "3", "4"])
-        #expect(ring.frames(at: start.addingTimeInterval(13)).map { String(buffer: $0) } == ["3", "4"])
-        #expect(ring.frames(at: start.addingTimeInterval(100)).isEmpty)
+        for index in 0..<5 { ring.append(ByteBuffer(string: "\(index)"), at: start.addingTimeInterval(Double(index)), visibility: .everyone) }
+        #expect(ring.frames(at: start.addingTimeInterval(5), for: .anonymous).map { String(buffer: $0) } == ["2", "3", "4"])
+        #expect(ring.frames(at: start.addingTimeInterval(13), for: .anonymous).map { String(buffer: $0) } == ["3", "4"])
+        #expect(ring.frames(at: start.addingTimeInterval(100), for: .anonymous).isEmpty)
+    }
+
+    @Test func historyReplaysOnlyWhatTheAudienceMaySee() {
+        var ring = HistoryRing(policy: .init(capacity: 10, maxAge: 60))
+        let now = Date(timeIntervalSince1970: 0)
+        ring.append(ByteBuffer(string: "community 1"), at: now, visibility: .community(1))
+        ring.append(ByteBuffer(string: "community 2"), at: now, visibility: .community(2))
+        ring.append(ByteBuffer(string: "viewers"), at: now, visibility: .viewers)
+        #expect(ring.frames(at: now, for: .community(1)).map { String(buffer: $0) } == ["community 1"])
+        #expect(ring.frames(at: now, for: .role(.viewer)).map { String(buffer: $0) } == ["viewers"])
+        #expect(ring.frames(at: now, for: .role(.editor)).map { String(buffer: $0) } == ["community 1", "community 2", "viewers"])
+        #expect(ring.frames(at: now, for: .anonymous).isEmpty)
     }
 
     @Test func eventFilterSemantics() {

@@ -63,7 +63,7 @@ final class ScriptedOrigin: Sendable {
         try await origin.run { port in
             try await withTestApplication(backend: backend, configure: Self.configure) { app, client in
                 let team = try await Team.make(app, client)
-                let state = WebSocketProbe(port: client.port!, path: "/api/stream/ws?target=state")
+                let state = WebSocketProbe(port: client.port!, path: "/api/stream/ws?target=state&token=\(team.viewer.token!)")
                 defer { Task { await state.close() } }
                 let welcome = try await state.nextJSON()
                 #expect(welcome["type"] as? String == "welcome" && welcome["timestamp"] as? Int != nil)
@@ -136,10 +136,12 @@ final class ScriptedOrigin: Sendable {
                 #expect(vod.status == .ok && vod.text.hasSuffix("#EXT-X-ENDLIST\n") && vod.text.contains("#EXT-X-PLAYLIST-TYPE:VOD"))
                 #expect(vod.text.components(separatedBy: "#EXTINF").count - 1 == 14 && vod.text.contains("../../../segments/0000000000.ts"))
 
-                // Metrics per recording.
+                // Metrics per recording, labelled by the metrics_ref the API names, never by the id (a capability).
                 let metrics = try await team.anonymous.get("/metrics").text
-                #expect(metrics.contains("streamhub_recorder_segments_total{recording=\"\(id)\"} 14"))
-                #expect(metrics.contains("streamhub_recorder_missed_segments_total{recording=\"\(id)\"} 2"))
+                let ref = try #require(try await team.viewer.get("/api/v1/recordings/\(id)").json["metrics_ref"] as? String)
+                #expect(ref.count == 12 && !metrics.contains(id))
+                #expect(metrics.contains("streamhub_recorder_segments_total{recording=\"\(ref)\"} 14"))
+                #expect(metrics.contains("streamhub_recorder_missed_segments_total{recording=\"\(ref)\"} 2"))
 
                 // Stop: recorded segments stay.
                 let stopped = try await team.editor.delete("/api/v1/recordings/\(id)")

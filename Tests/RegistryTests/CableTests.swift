@@ -24,7 +24,7 @@ func nextEvent(_ probe: WebSocketProbe, _ type: String, within seconds: Double =
             defer { Task { await probe.close() } }
             let welcome = try await nextEvent(probe, "welcome")
             #expect(welcome["role"] as? String == "viewer")
-            let events = WebSocketProbe(port: client.port!, path: "/events?types=stream_created,stream_updated,stream_deleted")
+            let events = WebSocketProbe(port: client.port!, path: "/events?types=stream_created,stream_updated,stream_deleted&token=\(team.viewer.token!)")
             // /events sends nothing on connect: subscribe and wait for the ack, so the hub has the connection.
             events.send(#"{"subscribe":["stream_created","stream_updated","stream_deleted"]}"#)
             _ = try await nextEvent(events, "subscribed")

@@ -68,7 +68,7 @@ func errorCode(_ response: TestResponse) throws -> String {
         try await withTestApplication { _, client in
             _ = try await client.execute(uri: "/health", method: .get)
             _ = try await client.execute(uri: "/nope", method: .get)
-            let probe = WebSocketProbe(port: client.port!, path: "/events")
+            let probe = WebSocketProbe(port: client.port!, path: "/events?key=\(testServiceKey)")
             probe.send(#"{"subscribe":["*"]}"#)
             _ = try await probe.next()
             let response = try await client.execute(uri: "/metrics", method: .get)

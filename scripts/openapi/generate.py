@@ -184,6 +184,7 @@ RECORDING = obj({
     "segments": INT, "bytes": INT, "missed_segments": INT, "errors": INT, "last_segment_at": nullable(TIME), "mean_fetch_ms": {"type": "number"},
     "media": obj({"codec": nullable(STRING), "width": nullable(INT), "height": nullable(INT), "fps": nullable({"type": "number"}), "bitrate": nullable(INT)}),
     "created_by": nullable(STRING), "created_at": TIME, "started_at": nullable(TIME), "stopped_at": nullable(TIME), "updated_at": TIME, "owner": nullable(STRING),
+    "metrics_ref": STRING,
     "urls": obj({"live": STRING, "vod": STRING, "preview": STRING}),
 })
 EXPORT = obj({

@@ -136,9 +136,9 @@ def test_records_plays_back_exports_and_survives_a_source_restart(start_server, 
     previews: list = []
 
     async def listen(stop: asyncio.Event):
-        async with websockets.connect(server.ws_url("/events")) as events_ws, \
-                websockets.connect(server.ws_url("/api/stream/ws?target=state")) as state_ws, \
-                websockets.connect(server.ws_url("/api/stream/ws?target=preview")) as preview_ws:
+        async with websockets.connect(server.ws_url(f"/events?token={key}")) as events_ws, \
+                websockets.connect(server.ws_url(f"/api/stream/ws?target=state&token={key}")) as state_ws, \
+                websockets.connect(server.ws_url("/api/stream/ws?target=preview"), additional_headers={"Authorization": f"Bearer {key}"}) as preview_ws:
             await events_ws.send(json.dumps({"subscribe": ["recording_state", "recording_export"]}))
 
             async def pump(ws, sink):
@@ -251,8 +251,10 @@ def test_records_plays_back_exports_and_survives_a_source_restart(start_server, 
         assert any(u["stream"]["isLive"] for u in mine) and any(u["recording"]["state"] == "stalled" for u in mine)
         assert any(json.loads(e).get("event") == "recording_state" and json.loads(e)["recording"]["id"] == rid for e in events if isinstance(e, str))
         metrics = http("GET", server.url("/metrics"))[2].decode()
-        assert f'streamhub_recorder_segments_total{{recording="{rid}"}}' in metrics
-        assert f'streamhub_recorder_segment_fetch_seconds_bucket{{recording="{rid}"' in metrics
+        ref = json.loads(http("GET", server.url(f"/api/v1/recordings/{rid}"), headers={"Authorization": f"Bearer {key}"})[2])["metrics_ref"]
+        assert rid not in metrics, "a recording id is the capability to play it: never a metrics label"
+        assert f'streamhub_recorder_segments_total{{recording="{ref}"}}' in metrics
+        assert f'streamhub_recorder_segment_fetch_seconds_bucket{{recording="{ref}"' in metrics
 
         # DELETE stops it; what was recorded stays playable.
         status, _, body = http("DELETE", server.url(f"/api/v1/recordings/{rid}"), headers={"Authorization": f"Bearer {key}"})

@@ -8,7 +8,7 @@ import time
 import pytest
 import websockets
 
-from conftest import BINARY, http, wait_until
+from conftest import BINARY, SERVICE_KEY, http, wait_until
 
 SETTINGS = ["--host", "--port", "--grpc-port", "--data-dir", "--database-url", "--service-keys", "--jwt-secret",
             "--allow-private-sources", "--log-level", "--log-format", "--instance-id", "--max-body-size",
@@ -57,7 +57,7 @@ def test_migrate_creates_and_then_reports_up_to_date(tmp_path):
 async def open_events(server, count):
     clients = []
     for _ in range(count):
-        ws = await websockets.connect(server.ws_url("/events"))
+        ws = await websockets.connect(server.ws_url(f"/events?key={SERVICE_KEY}"))
         await ws.send(json.dumps({"subscribe": ["*"]}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["event"] == "subscribed"

@@ -182,7 +182,7 @@ public final class IgnoreLists: Sendable {
 
     private func changed() async throws {
         try await reload()
-        bus.publish(type: Self.changedEvent, payload: ByteBuffer(string: "{}"))
+        bus.publish(type: Self.changedEvent, payload: ByteBuffer(string: "{}"), visibility: .nobody)
     }
 
     // MARK: Reads

@@ -64,6 +64,10 @@ public struct HubConfiguration: Sendable {
     public var captionRetention: Double
     /// Seconds overlay access-log entries are kept.
     public var accessLogRetention: Double
+    /// A bearer token that opens `/metrics` and the details of `/health` from anywhere; `nil`: none.
+    public var metricsToken: String? = nil
+    /// Networks that read `/metrics` and the details of `/health` without the token.
+    public var metricsNetworks: [IPNetwork] = IPNetwork.loopbackAndPrivate
     /// Chat connectors and link detection.
     public var discovery = DiscoverySettings()
     /// Live/offline checks.
@@ -159,6 +163,9 @@ public struct HubConfiguration: Sendable {
         Setting("log-format", default: "text", help: "text, or json for one JSON object a line."),
         Setting("instance-id", default: "host name + random suffix", help: "Name of this instance in logs and on the backplane."),
         Setting("max-body-size", default: "1048576", help: "Largest HTTP request body in bytes."),
+        Setting("metrics-token", default: "", help: "Bearer token (16+ characters) that opens /metrics and /health details from any address."),
+        Setting("metrics-networks", default: "loopback and private networks",
+                help: "Comma-separated CIDRs that read /metrics and /health details without the token; 'none' for no network."),
         Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
         Setting("ws-ping-interval", default: "30", help: "Seconds between WebSocket pings; a client that misses pongs is closed."),
@@ -285,7 +292,22 @@ public struct HubConfiguration: Sendable {
             throw source.invalid("instance-id", "must be at most 64 letters, digits, '-', '_' or '.'")
         }
 
-        return HubConfiguration(
+        let metricsToken = try source.string("metrics-token").flatMap { $0.isEmpty ? nil : $0 }
+        if let metricsToken, metricsToken.utf8.count < 16 { throw source.invalid("metrics-token", "must be at least 16 characters") }
+        var metricsNetworks = IPNetwork.loopbackAndPrivate
+        if let raw = try source.string("metrics-networks") {
+            if raw.trimmingCharacters(in: .whitespaces).lowercased() == "none" {
+                metricsNetworks = []
+            } else {
+                metricsNetworks = []
+                for entry in list(raw) {
+                    guard let network = IPNetwork(entry) else { throw source.invalid("metrics-networks", "'\(entry)' is not an address or CIDR block") }
+                    metricsNetworks.append(network)
+                }
+            }
+        }
+
+        var configuration = HubConfiguration(
             host: host,
             port: port,
             grpcPort: grpcPort,
@@ -312,6 +334,9 @@ public struct HubConfiguration: Sendable {
             status: try resolveStatus(source),
             recorder: try resolveRecorder(source)
         )
+        configuration.metricsToken = metricsToken
+        configuration.metricsNetworks = metricsNetworks
+        return configuration
     }
 
     static func list(_ text: String?) -> [String] {

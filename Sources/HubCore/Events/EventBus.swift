@@ -60,18 +60,20 @@ public final class EventBus: Service, Sendable {
     /// Publishes a typed event.
     public func publish<Event: HubEvent>(_ event: Event) throws {
         let data = try encoder.encode(event)
-        publish(type: Event.eventType, payload: ByteBuffer(bytes: data))
+        publish(type: Event.eventType, payload: ByteBuffer(bytes: data), visibility: event.visibility)
     }
 
-    /// Publishes an event whose fields are already encoded as a JSON object.
+    /// Publishes an event whose fields are already encoded as a JSON object. `visibility` says who may
+    /// receive it on any channel; without one, admins only.
     @discardableResult
-    public func publish(type: String, payload: ByteBuffer) -> EventEnvelope {
+    public func publish(type: String, payload: ByteBuffer, visibility: EventVisibility = .admins) -> EventEnvelope {
         let micros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var subscriberDrops = 0
         var queued = true
         let envelope = state.withLock { state -> EventEnvelope in
             state.sequence += 1
-            let envelope = EventEnvelope(type: type, payload: payload, origin: origin, sequence: state.sequence, publishedAtMicros: micros)
+            let envelope = EventEnvelope(type: type, payload: payload, origin: origin, sequence: state.sequence, publishedAtMicros: micros,
+                                         visibility: visibility)
             subscriberDrops = Self.deliver(envelope, to: state.subscribers)
             if backplane.isDistributed { queued = outbound.push(envelope) }
             return envelope

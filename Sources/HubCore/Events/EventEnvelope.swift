@@ -13,13 +13,17 @@ public struct EventEnvelope: Sendable {
     public let sequence: UInt64
     /// Microseconds since the Unix epoch when the event was published.
     public let publishedAtMicros: Int64
+    /// Who may receive it (checked by the hub per audience group, travels with the event between instances).
+    public let visibility: EventVisibility
 
-    public init(type: String, payload: ByteBuffer, origin: String, sequence: UInt64, publishedAtMicros: Int64) {
+    public init(type: String, payload: ByteBuffer, origin: String, sequence: UInt64, publishedAtMicros: Int64,
+                visibility: EventVisibility = .admins) {
         self.type = type
         self.payload = payload
         self.origin = origin
         self.sequence = sequence
         self.publishedAtMicros = publishedAtMicros
+        self.visibility = visibility
     }
 
     /// The payload as text.
@@ -30,4 +34,10 @@ public struct EventEnvelope: Sendable {
 public protocol HubEvent: Codable, Sendable {
     /// The `event` value of this type on the wire.
     static var eventType: String { get }
+    /// Who may receive this event; admins only unless the type says otherwise.
+    var visibility: EventVisibility { get }
+}
+
+extension HubEvent {
+    public var visibility: EventVisibility { .admins }
 }

@@ -4,17 +4,24 @@ public struct TranscriptionEvent: HubEvent, Equatable {
     public var text: String
     public var isFinal: Bool
     public var sessionID: String
+    /// The community whose captions this text is, when it is one's (then only that community's audience
+    /// and service keys receive it).
+    public var communityID: Int64?
 
-    public init(text: String, isFinal: Bool, sessionID: String) {
+    public init(text: String, isFinal: Bool, sessionID: String, communityID: Int64? = nil) {
         self.text = text
         self.isFinal = isFinal
         self.sessionID = sessionID
+        self.communityID = communityID
     }
+
+    public var visibility: EventVisibility { .speech(community: communityID) }
 
     enum CodingKeys: String, CodingKey {
         case text
         case isFinal = "is_final"
         case sessionID = "session_id"
+        case communityID = "community_id"
     }
 }
 
@@ -31,4 +38,6 @@ public struct WakeWordEvent: HubEvent, Equatable {
         self.confidence = confidence
         self.timestamp = timestamp
     }
+
+    public var visibility: EventVisibility { .speech(community: nil) }
 }

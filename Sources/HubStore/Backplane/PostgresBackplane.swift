@@ -17,7 +17,9 @@ import Synchronization
 /// - Receiving uses another dedicated connection that reconnects with backoff. Notifications sent while
 ///   it is disconnected are lost (PostgreSQL does not queue them); the bus counts such gaps.
 ///
-/// Wire form of a notification: `v1|origin|sequence|micros|type|I|<json>` or `…|type|R|<row id>`.
+/// Wire form of a notification: `v2|origin|sequence|micros|type|visibility|I|<json>` or
+/// `…|visibility|R|<row id>` (visibility as ``EventVisibility/wireForm``). A `v1` notification (no
+/// visibility, from an instance not yet upgraded) is delivered to admins only.
 public final class PostgresBackplane: Backplane, Sendable {
     public static let channel = "streamhub_events"
     /// NOTIFY refuses payloads of 8000 bytes or more; stay well below.
@@ -47,7 +49,7 @@ public final class PostgresBackplane: Backplane, Sendable {
         do {
             var inline: [String] = []
             for envelope in batch {
-                let header = "v1|\(envelope.origin)|\(envelope.sequence)|\(envelope.publishedAtMicros)|\(envelope.type)|"
+                let header = "v2|\(envelope.origin)|\(envelope.sequence)|\(envelope.publishedAtMicros)|\(envelope.type)|\(envelope.visibility.wireForm)|"
                 if header.utf8.count + 2 + envelope.payload.readableBytes <= Self.inlineLimit {
                     inline.append(header + "I|" + envelope.payloadString)
                 } else {
@@ -143,8 +145,14 @@ public final class PostgresBackplane: Backplane, Sendable {
 
     /// Parses one notification; `nil` (logged) for anything not in this backplane's format.
     func decode(_ text: String) async throws -> EventEnvelope? {
-        let parts = text.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
-        guard parts.count == 7, parts[0] == "v1", let sequence = UInt64(parts[2]), let micros = Int64(parts[3]) else {
+        var parts = text.split(separator: "|", maxSplits: 7, omittingEmptySubsequences: false)
+        var visibility = EventVisibility.admins
+        if parts.first == "v2", parts.count == 8 {
+            visibility = EventVisibility(wireForm: parts.remove(at: 5))
+        } else if parts.first == "v1" {
+            parts = text.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
+        }
+        guard parts.count == 7, let sequence = UInt64(parts[2]), let micros = Int64(parts[3]) else {
             logger.warning("ignoring a malformed backplane notification", metadata: ["length": "\(text.utf8.count)"])
             return nil
         }
@@ -163,6 +171,6 @@ public final class PostgresBackplane: Backplane, Sendable {
             return nil
         }
         return EventEnvelope(type: String(parts[4]), payload: ByteBuffer(string: body), origin: String(parts[1]),
-                             sequence: sequence, publishedAtMicros: micros)
+                             sequence: sequence, publishedAtMicros: micros, visibility: visibility)
     }
 }

@@ -71,13 +71,17 @@ public struct CaptionHub: Sendable {
             throw HubError.validation("community_id \(caption.communityID) is not a known community")
         }
         writer.enqueue(caption)
-        bus.publish(type: Self.eventType, payload: ByteBuffer(string: caption.busPayload))
-        try bus.publish(TranscriptionEvent(text: caption.text, isFinal: caption.isFinal, sessionID: "community-\(caption.communityID)"))
+        // The caption's visibility names its community: the forwarder routes by it without reading the payload.
+        bus.publish(type: Self.eventType, payload: ByteBuffer(string: caption.busPayload), visibility: .community(caption.communityID))
+        try bus.publish(TranscriptionEvent(text: caption.text, isFinal: caption.isFinal, sessionID: "community-\(caption.communityID)",
+                                           communityID: caption.communityID))
         return hub.connectionCount(topic: Self.topic(caption.communityID))
     }
 }
 
-/// Bus `caption` events → the community's WebSocket topic, one encoded frame per caption.
+/// Bus `caption` events → the community's WebSocket topic. The bus payload is the overlay frame's JSON, so a
+/// caption is framed once, from the publisher's bytes: no decoding, no re-encoding, and the community comes
+/// from the event's visibility.
 struct CaptionForwarder: Service {
     let bus: EventBus
     let hub: WebSocketHub
@@ -85,9 +89,9 @@ struct CaptionForwarder: Service {
 
     func run() async throws {
         for await envelope in bus.subscribe(types: [CaptionHub.eventType]).cancelOnGracefulShutdown() {
-            guard let caption = Caption.fromBus(envelope.payloadString) else { continue }
-            history.note(caption)
-            hub.broadcast(text: ByteBuffer(string: caption.frameJSON), to: CaptionHub.topic(caption.communityID))
+            guard let community = envelope.visibility.community else { continue }
+            history.note(envelope.payload, community: community)
+            hub.broadcast(text: envelope.payload, to: CaptionHub.topic(community), visibility: envelope.visibility)
         }
     }
 }
@@ -111,20 +115,21 @@ struct CaptionCleaner: Service {
 }
 
 /// Each community's recent captions (the last 10 of the last 5 minutes), for gRPC streams; WebSockets
-/// get theirs from the hub's history ring.
+/// get theirs from the hub's history ring. Kept as the bus bytes and decoded only when a stream asks.
 final class CaptionHistory: Sendable {
-    private let recentByCommunity = Mutex<[Int64: [Caption]]>([:])
+    private let recentByCommunity = Mutex<[Int64: [ByteBuffer]]>([:])
 
-    func note(_ caption: Caption) {
+    func note(_ payload: ByteBuffer, community: Int64) {
         recentByCommunity.withLock { all in
-            var list = all[caption.communityID] ?? []
-            list.append(caption)
+            var list = all[community] ?? []
+            list.append(payload)
             if list.count > CaptionHub.historyCount { list.removeFirst(list.count - CaptionHub.historyCount) }
-            all[caption.communityID] = list
+            all[community] = list
         }
     }
 
     func recent(_ community: Int64, now: Double = Date().timeIntervalSince1970) -> [Caption] {
-        recentByCommunity.withLock { $0[community] ?? [] }.filter { now - $0.timestamp <= CaptionHub.historyAge }
+        recentByCommunity.withLock { $0[community] ?? [] }.compactMap { Caption.fromBus(String(buffer: $0)) }
+            .filter { now - $0.timestamp <= CaptionHub.historyAge }
     }
 }

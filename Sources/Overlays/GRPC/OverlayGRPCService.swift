@@ -49,7 +49,8 @@ public struct OverlayGRPCService: Streamhub_V1_BrowserSourceService.SimpleServic
         var last = history.last?.timestamp ?? 0
         for caption in history { try await response.write(.init(caption)) }
         for await envelope in live.cancelOnGracefulShutdown() {
-            guard let caption = Caption.fromBus(envelope.payloadString), caption.communityID == request.communityID else { continue }
+            guard envelope.visibility.community == request.communityID, let caption = Caption.fromBus(envelope.payloadString),
+                  caption.communityID == request.communityID else { continue }
             if caption.timestamp < last { continue }
             last = caption.timestamp
             try await response.write(.init(caption))

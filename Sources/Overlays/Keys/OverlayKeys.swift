@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import HubStore
+import Realtime
 import Registry
 import SQLKit
 
@@ -12,6 +13,10 @@ public struct OverlayKeys: Sendable {
     public struct Validation: Sendable, Equatable {
         public let communityID: Int64
         public let inGracePeriod: Bool
+        /// When a rotated-out key stops working (the end of its grace period); `nil` for the current key.
+        public var validUntil: Double? = nil
+        /// The key's stored hash: identifies the key without holding it.
+        public var keyHash: String = ""
     }
 
     public struct Status: Sendable {
@@ -73,11 +78,11 @@ public struct OverlayKeys: Sendable {
         for row in rows {
             let community = try row.decode(column: "community_id", as: Int64.self)
             if ConstantTime.equals(try row.decode(column: "current_hash", as: String.self), hash) {
-                return Validation(communityID: community, inGracePeriod: false)
+                return Validation(communityID: community, inGracePeriod: false, keyHash: hash)
             }
             if let previous = try row.decode(column: "previous_hash", as: String?.self), ConstantTime.equals(previous, hash),
                let rotated = try row.decode(column: "rotated_at", as: Double?.self), now < rotated + gracePeriod {
-                return Validation(communityID: community, inGracePeriod: true)
+                return Validation(communityID: community, inGracePeriod: true, validUntil: rotated + gracePeriod, keyHash: hash)
             }
         }
         return nil
@@ -147,5 +152,14 @@ public struct OverlayKeys: Sendable {
             previousPrefix: previous, rotatedAt: rotated, createdAt: try row.decode(column: "created_at", as: Double.self),
             previousValidUntil: previous == nil ? nil : validUntil,
             rotateEvery: try row.decode(column: "rotate_every", as: Double?.self), nextRotationAt: try row.decode(column: "next_rotation_at", as: Double?.self))
+    }
+}
+
+extension OverlayKeys.Validation {
+    /// The identity an overlay WebSocket routes by: the community's audience, closed when a rotated-out key's
+    /// grace period ends or the key is rotated out twice.
+    var channelIdentity: ChannelIdentity {
+        ChannelIdentity(audience: .community(communityID), subject: "overlay:\(communityID)", tokenID: keyHash, expiresAt: validUntil,
+                        name: "overlay key of community \(communityID)")
     }
 }

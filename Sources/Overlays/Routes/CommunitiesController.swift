@@ -196,7 +196,7 @@ struct CommunitiesController {
 
     func sourcesChanged(_ id: Int64) {
         pages.invalidate(id)
-        bus.publish(type: Self.sourcesChanged, payload: ByteBuffer(string: JSONText.object([("community_id", .int(Int(id)))])))
+        bus.publish(type: Self.sourcesChanged, payload: ByteBuffer(string: JSONText.object([("community_id", .int(Int(id)))])), visibility: .nobody)
     }
 
     /// Creates a community with its first overlay key; answers both (the key is shown this once).

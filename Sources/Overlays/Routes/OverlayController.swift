@@ -28,26 +28,18 @@ struct OverlayController {
         webSockets.add(prefix: "/ws/captions/") { uri, _ in
             let rest = String(uri.path.dropFirst("/ws/captions/".count))
             let key = uri.queryParameters["key"].map(String.init) ?? ""
-            let refusal: (UInt16, String)?
-            var community: Int64?
-            if let id = Int64(rest), id > 0 {
-                community = id
-                if key.isEmpty {
-                    refusal = (4401, "missing overlay key")
-                } else if let valid = try await keys.validate(key) {
-                    refusal = valid.communityID == id ? nil : (4403, "this key belongs to another community")
-                } else {
-                    refusal = (4401, "invalid or expired overlay key")
-                }
-            } else {
-                refusal = (4404, "no such community")
+            guard let community = Int64(rest), community > 0 else {
+                return HubWebSocketRoutes.refused(code: ChannelCloseCode.notFound, reason: "no such community")
             }
-            if let (code, reason) = refusal {
-                return HubWebSocketRoutes.Accepted(topic: "captions-refused", filter: .only([]), replayHistory: false,
-                                                   afterAttach: { $0.close(code: code, reason: reason) })
+            guard !key.isEmpty else { return HubWebSocketRoutes.refused(code: ChannelCloseCode.unauthorized, reason: "missing overlay key") }
+            guard let valid = try await keys.validate(key) else {
+                return HubWebSocketRoutes.refused(code: ChannelCloseCode.unauthorized, reason: "invalid or expired overlay key")
+            }
+            guard valid.communityID == community else {
+                return HubWebSocketRoutes.refused(code: ChannelCloseCode.forbidden, reason: "this key belongs to another community")
             }
             return HubWebSocketRoutes.Accepted(
-                topic: CaptionHub.topic(community!), replayHistory: true,
+                topic: CaptionHub.topic(community), identity: valid.channelIdentity, replayHistory: true,
                 onText: { text, connection in
                     if text == "ping" { connection.send(WebSocketWire.textFrame(ByteBuffer(string: "pong"))) }
                 })

@@ -1,5 +1,6 @@
 import DequeModule
 import Foundation
+import HubCore
 import NIOCore
 
 /// The newest frames of a topic, for replay to clients that connect later: at most `capacity` frames, none
@@ -11,22 +12,22 @@ struct HistoryRing {
     }
 
     let policy: Policy
-    private var entries: Deque<(at: Date, frame: ByteBuffer)> = []
+    private var entries: Deque<(at: Date, frame: ByteBuffer, visibility: EventVisibility)> = []
 
     init(policy: Policy) {
         self.policy = policy
     }
 
-    mutating func append(_ frame: ByteBuffer, at date: Date) {
-        entries.append((date, frame))
+    mutating func append(_ frame: ByteBuffer, at date: Date, visibility: EventVisibility) {
+        entries.append((date, frame, visibility))
         if entries.count > policy.capacity { entries.removeFirst(entries.count - policy.capacity) }
     }
 
-    /// The frames still young enough at `now`, oldest first.
-    mutating func frames(at now: Date) -> [ByteBuffer] {
+    /// The frames still young enough at `now` that `audience` may see, oldest first.
+    mutating func frames(at now: Date, for audience: Audience) -> [ByteBuffer] {
         while let first = entries.first, now.timeIntervalSince(first.at) > policy.maxAge {
             entries.removeFirst()
         }
-        return entries.map(\.frame)
+        return entries.compactMap { $0.visibility.admits(audience) ? $0.frame : nil }
     }
 }

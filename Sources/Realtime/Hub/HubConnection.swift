@@ -33,13 +33,23 @@ public final class HubConnection: Sendable {
     /// Mirrors `filter == .everything`, so the common case skips the lock on every broadcast.
     private let acceptsEverything: Atomic<Bool>
     private let closing = Atomic<Bool>(false)
+    /// Who holds the connection; changed only by the hub, under its lock (see ``WebSocketHub/setIdentity(_:of:)``).
+    private let identityStorage: Mutex<ChannelIdentity>
 
-    init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter) {
+    init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter, identity: ChannelIdentity = .anonymous) {
         self.id = id
         self.topic = topic
         self.channel = channel
         self.filter = Mutex(filter)
         self.acceptsEverything = Atomic(filter == .everything)
+        self.identityStorage = Mutex(identity)
+    }
+
+    /// Who holds the connection: its audience and credential.
+    public var identity: ChannelIdentity { identityStorage.withLock { $0 } }
+
+    func storeIdentity(_ identity: ChannelIdentity) {
+        identityStorage.withLock { $0 = identity }
     }
 
     /// Whether the connection wants events of `type` (frames without a type always go out).
@@ -134,6 +144,15 @@ public final class HubConnection: Sendable {
             channel.eventLoop.scheduleTask(in: grace) { channel.close(promise: nil) }
         }
     }
+}
+
+/// Application close codes the hub's channels use.
+public enum ChannelCloseCode {
+    /// No, invalid, expired or revoked credentials.
+    public static let unauthorized: UInt16 = 4401
+    /// Valid credentials that may not use this channel (a key of another community, too small a role).
+    public static let forbidden: UInt16 = 4403
+    public static let notFound: UInt16 = 4404
 }
 
 /// Which event types a connection receives.

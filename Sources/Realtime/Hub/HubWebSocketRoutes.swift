@@ -1,3 +1,4 @@
+import HubCore
 import Hummingbird
 import HummingbirdCore
 import NIOCore
@@ -11,6 +12,8 @@ public final class HubWebSocketRoutes: Sendable {
     /// What an accepted upgrade becomes.
     public struct Accepted: Sendable {
         public var topic: String
+        /// Who holds the connection; events reach it only where their visibility admits its audience.
+        public var identity: ChannelIdentity
         public var filter: EventFilter
         /// Frames sent before anything else (a welcome message, the current state).
         public var initialFrames: [ByteBuffer]
@@ -23,10 +26,11 @@ public final class HubWebSocketRoutes: Sendable {
         /// Called once when the connection has gone, on its event loop.
         public var onClose: (@Sendable (HubConnection) -> Void)?
 
-        public init(topic: String, filter: EventFilter = .everything, initialFrames: [ByteBuffer] = [],
+        public init(topic: String, identity: ChannelIdentity, filter: EventFilter = .everything, initialFrames: [ByteBuffer] = [],
                     replayHistory: Bool = true, onText: @escaping @Sendable (String, HubConnection) -> Void = { _, _ in },
                     afterAttach: (@Sendable (HubConnection) -> Void)? = nil, onClose: (@Sendable (HubConnection) -> Void)? = nil) {
             self.topic = topic
+            self.identity = identity
             self.filter = filter
             self.initialFrames = initialFrames
             self.replayHistory = replayHistory
@@ -53,6 +57,13 @@ public final class HubWebSocketRoutes: Sendable {
     /// the rest of the path from the URI.
     public func add(prefix: String, decide: @escaping Decide) {
         prefixes.withLock { $0.append((prefix, decide)) }
+    }
+
+    /// An accepted upgrade that only says why it is refused: the client gets `code` and `reason` in a close
+    /// frame (browsers cannot read an HTTP error on a WebSocket upgrade).
+    public static func refused(code: UInt16, reason: String) -> Accepted {
+        Accepted(topic: "refused", identity: .anonymous, filter: .only([]), replayHistory: false,
+                 afterAttach: { $0.close(code: code, reason: reason) })
     }
 
     func route(for path: String) -> Decide? {

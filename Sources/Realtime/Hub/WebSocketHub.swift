@@ -19,6 +19,13 @@ import Synchronization
 /// As a `Service`, on graceful shutdown it stops accepting connections and closes every open one with
 /// 1001 (going away).
 public final class WebSocketHub: Service, Sendable {
+    /// Connections of one event loop and one audience: the unit a broadcast is decided for (visibility is
+    /// checked once per bucket, never per client) and written by (one task per loop).
+    struct BucketKey: Hashable {
+        let loop: ObjectIdentifier
+        let audience: Audience
+    }
+
     struct LoopBucket {
         let loop: any EventLoop
         var connections: [UInt64: HubConnection] = [:] {
@@ -30,15 +37,16 @@ public final class WebSocketHub: Service, Sendable {
     }
 
     struct Topic {
-        var buckets: [ObjectIdentifier: LoopBucket] = [:]
+        var buckets: [BucketKey: LoopBucket] = [:]
         var history: HistoryRing?
         var count = 0
 
-        /// Records `frame` in the history and hands each loop's connections to `enqueue`.
-        mutating func prepareBroadcast(_ frame: ByteBuffer, at now: Date,
+        /// Records `frame` in the history and hands the connections of each bucket whose audience may see
+        /// it to `enqueue`, by loop.
+        mutating func prepareBroadcast(_ frame: ByteBuffer, at now: Date, visibility: EventVisibility,
                                        enqueue: (any EventLoop, ContiguousArray<HubConnection>) -> Void) {
-            history?.append(frame, at: now)
-            for key in Array(buckets.keys) {
+            history?.append(frame, at: now, visibility: visibility)
+            for key in Array(buckets.keys) where visibility.admits(key.audience) {
                 guard let bucket = buckets[key], !bucket.connections.isEmpty else { continue }
                 let list = bucket.list ?? ContiguousArray(bucket.connections.values)
                 if bucket.list == nil { buckets[key]?.list = list }
@@ -94,32 +102,78 @@ public final class WebSocketHub: Service, Sendable {
     /// - Throws: ``ShuttingDown`` once the hub stopped accepting connections.
     func attachOnLoop(channel: any Channel, accepted: HubWebSocketRoutes.Accepted) throws -> HubConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
-        let connection = HubConnection(id: id, topic: accepted.topic, channel: channel, filter: accepted.filter)
+        let connection = HubConnection(id: id, topic: accepted.topic, channel: channel, filter: accepted.filter, identity: accepted.identity)
         connection.prepareOnLoop(maxQueuedBytes: maxQueuedBytes)
         let now = clock.now()
         let topic = accepted.topic
+        let audience = accepted.identity.audience
         let history = try state.withLock { state -> [ByteBuffer] in
             guard state.accepting else { throw ShuttingDown() }
             var entry = state.topics.removeValue(forKey: topic) ?? makeTopic(topic)
-            entry.buckets[ObjectIdentifier(channel.eventLoop), default: LoopBucket(loop: channel.eventLoop)].connections[id] = connection
+            let key = BucketKey(loop: ObjectIdentifier(channel.eventLoop), audience: audience)
+            entry.buckets[key, default: LoopBucket(loop: channel.eventLoop)].connections[id] = connection
             entry.count += 1
             state.total += 1
-            let history = accepted.replayHistory ? (entry.history?.frames(at: now) ?? []) : []
+            let history = accepted.replayHistory ? (entry.history?.frames(at: now, for: audience) ?? []) : []
             state.topics[topic] = entry
             return history
         }
         for frame in accepted.initialFrames + history {
             _ = connection.writeOnLoop(frame)
         }
+        scheduleExpiry(of: connection, identity: accepted.identity)
         metrics.connected(topic: topic)
         return connection
+    }
+
+    /// Changes who a connection is (a cable that signed in with its first message): from now on it receives
+    /// what the new audience may see, and it is closed when the new credential expires.
+    public func setIdentity(_ identity: ChannelIdentity, of connection: HubConnection) {
+        let loop = ObjectIdentifier(connection.channel.eventLoop)
+        state.withLock { state in
+            let old = connection.identity
+            connection.storeIdentity(identity)
+            guard old.audience != identity.audience, var entry = state.topics[connection.topic],
+                  entry.buckets[BucketKey(loop: loop, audience: old.audience)]?.connections.removeValue(forKey: connection.id) != nil
+            else { return }
+            entry.buckets[BucketKey(loop: loop, audience: identity.audience), default: LoopBucket(loop: connection.channel.eventLoop)]
+                .connections[connection.id] = connection
+            state.topics[connection.topic] = entry
+        }
+        scheduleExpiry(of: connection, identity: identity)
+    }
+
+    /// Closes the connection with 4401 when its credential expires.
+    private func scheduleExpiry(of connection: HubConnection, identity: ChannelIdentity) {
+        guard let expiresAt = identity.expiresAt else { return }
+        let delay = max(0, expiresAt - clock.now().timeIntervalSince1970)
+        connection.eventLoop.scheduleTask(in: .milliseconds(Int64(min(delay, 400 * 86_400) * 1000))) {
+            // A connection whose identity changed since (a cable that signed in again) keeps the newer expiry.
+            guard connection.identity.expiresAt == expiresAt else { return }
+            self.disconnect(connection)
+            connection.close(code: ChannelCloseCode.unauthorized, reason: "the token expired; sign in again")
+        }
+    }
+
+    /// Closes every connection whose identity matches (a logout, a disabled account, a revoked key), with
+    /// `code` and `reason`. Answers how many were closed.
+    @discardableResult
+    public func closeConnections(code: UInt16, reason: String, where matches: (ChannelIdentity) -> Bool) -> Int {
+        let all = state.withLock { state in state.topics.values.flatMap { $0.buckets.values.flatMap { $0.connections.values } } }
+        var closed = 0
+        for connection in all where !connection.isClosing && matches(connection.identity) {
+            disconnect(connection)
+            connection.close(code: code, reason: reason)
+            closed += 1
+        }
+        return closed
     }
 
     /// Removes a connection (when its WebSocket ended). Safe to call more than once.
     public func disconnect(_ connection: HubConnection) {
         let removed = state.withLock { state -> Bool in
             guard var entry = state.topics[connection.topic] else { return false }
-            let key = ObjectIdentifier(connection.channel.eventLoop)
+            let key = BucketKey(loop: ObjectIdentifier(connection.channel.eventLoop), audience: connection.identity.audience)
             guard entry.buckets[key]?.connections.removeValue(forKey: connection.id) != nil else { return false }
             entry.count -= 1
             state.total -= 1
@@ -133,13 +187,15 @@ public final class WebSocketHub: Service, Sendable {
         if removed { metrics.disconnected(topic: connection.topic) }
     }
 
-    /// Sends a text frame with `payload` to every connection on `topic` that accepts `eventType`.
-    public func broadcast(text payload: ByteBuffer, to topic: String, eventType: String? = nil) {
-        broadcast(frame: WebSocketWire.textFrame(payload), to: topic, eventType: eventType)
+    /// Sends a text frame with `payload` to every connection on `topic` that may see it (`visibility`) and
+    /// accepts `eventType`.
+    public func broadcast(text payload: ByteBuffer, to topic: String, visibility: EventVisibility, eventType: String? = nil) {
+        broadcast(frame: WebSocketWire.textFrame(payload), to: topic, visibility: visibility, eventType: eventType)
     }
 
-    /// Sends an already encoded frame (see ``WebSocketWire``) to every connection on `topic`.
-    public func broadcast(frame: ByteBuffer, to topic: String, eventType: String? = nil) {
+    /// Sends an already encoded frame (see ``WebSocketWire``) to every connection on `topic` whose audience
+    /// `visibility` admits. The check is made once per audience bucket, not per client.
+    public func broadcast(frame: ByteBuffer, to topic: String, visibility: EventVisibility, eventType: String? = nil) {
         let now = clock.now()
         state.withLock { state in
             if state.topics[topic] == nil {
@@ -148,7 +204,7 @@ public final class WebSocketHub: Service, Sendable {
             }
             // Mutated in place (no copy of the history or the buckets); the loop tasks are enqueued under
             // the lock, so every loop runs broadcasts in the same order.
-            state.topics[topic]?.prepareBroadcast(frame, at: now) { loop, connections in
+            state.topics[topic]?.prepareBroadcast(frame, at: now, visibility: visibility) { loop, connections in
                 loop.execute { self.deliver(frame, eventType: eventType, to: connections) }
             }
         }

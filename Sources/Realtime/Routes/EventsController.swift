@@ -14,13 +14,22 @@ struct EventsController {
     let hub: WebSocketHub
     let bus: EventBus
     let serviceKeys: ServiceKeyValidator
+    let channelAuth: ChannelAuthenticator
     let maxBodySize: Int
 
     func addRoutes(to router: Router<HubRequestContext>, webSockets: HubWebSocketRoutes) {
-        webSockets.add("/events") { uri, _ in
-            HubWebSocketRoutes.Accepted(
-                topic: Self.topic, filter: try Self.initialFilter(uri.queryParameters["types"].map(String.init)),
-                replayHistory: false, onText: Self.handleClientMessage)
+        // Who receives what is decided by each event's visibility against the client's audience (see
+        // `EventVisibility`): signed-in users and API keys by role, service keys the speech events, an overlay
+        // key its community's captions and transcriptions. No credentials: closed with 4401.
+        webSockets.add("/events") { uri, headers in
+            let filter = try Self.initialFilter(uri.queryParameters["types"].map(String.init))
+            switch await channelAuth.authenticate(uri: uri, headers: headers) {
+            case .refused(let code, let reason):
+                return HubWebSocketRoutes.refused(code: code, reason: reason)
+            case .identity(let identity):
+                return HubWebSocketRoutes.Accepted(topic: Self.topic, identity: identity, filter: filter,
+                                                   replayHistory: false, onText: Self.handleClientMessage)
+            }
         }
         // Reached by requests that are not (valid) WebSocket upgrades: answer why.
         router.get("/events") { request, _ -> Response in

@@ -21,7 +21,7 @@ public struct EventsForwarder: Service {
         for await envelope in bus.subscribe(types: types).cancelOnGracefulShutdown() {
             // `internal.*` events coordinate instances (a revoked token, say) and are never shown to clients.
             if types == nil && envelope.type.hasPrefix("internal.") { continue }
-            hub.broadcast(frame: Self.frame(for: envelope), to: topic, eventType: envelope.type)
+            hub.broadcast(frame: Self.frame(for: envelope), to: topic, visibility: envelope.visibility, eventType: envelope.type)
         }
     }
 

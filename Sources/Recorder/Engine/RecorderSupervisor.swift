@@ -291,7 +291,7 @@ public final class RecorderSupervisor: Service, Sendable {
     }
 
     func publish(_ recording: Recording) {
-        bus.publish(type: RecorderModule.stateEvent, payload: ByteBuffer(string: recording.statePayload))
+        bus.publish(type: RecorderModule.stateEvent, payload: ByteBuffer(string: recording.statePayload), visibility: .recording(recording.id))
     }
 
     func enqueue(_ segment: IndexedSegment) {

@@ -166,7 +166,7 @@ struct RecordingMetrics: Sendable {
     let fetch: Timer
 
     init(recording: String, factory: any MetricsFactory) {
-        let dimensions = [("recording", recording)]
+        let dimensions = [("recording", Recording.metricsRef(recording))]
         segments = Counter(label: "streamhub_recorder_segments_total", dimensions: dimensions, factory: factory)
         bytes = Counter(label: "streamhub_recorder_bytes_total", dimensions: dimensions, factory: factory)
         missed = Counter(label: "streamhub_recorder_missed_segments_total", dimensions: dimensions, factory: factory)

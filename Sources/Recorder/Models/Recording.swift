@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import Registry
 import SQLKit
 
 /// Where a recording is in its life.
@@ -117,12 +118,18 @@ public struct Recording: Sendable, Equatable {
                 ("fps", fps.map(JSONText.Value.double) ?? .null), ("bitrate", optional(bitrate)),
             ]))),
             ("created_by", optional(createdBy)), ("created_at", time(createdAt)), ("started_at", time(startedAt)), ("stopped_at", time(stoppedAt)),
-            ("updated_at", time(updatedAt)), ("owner", optional(owner)),
+            ("updated_at", time(updatedAt)), ("owner", optional(owner)), ("metrics_ref", .string(Self.metricsRef(id))),
             ("urls", .raw(JSONText.object([
                 ("live", .string(base + "/live.m3u8")), ("vod", .string(base + "/start/{timestamp}/{minutes}/vod.m3u8")),
                 ("preview", .string(base + "/preview.jpg")),
             ]))),
         ])
+    }
+
+    /// The `recording` label of this recording's series in `/metrics`: the first 12 hex digits of the id's
+    /// SHA-256. A recording id is the capability to play it, so it never appears in metrics.
+    public static func metricsRef(_ id: String) -> String {
+        String(RandomKey.sha256(id).prefix(12))
     }
 
     /// The Stream Manager's state object (`payload.stream` of a `stateUpdate`) for this recording.

@@ -112,7 +112,7 @@ struct PreviewMaker: Service {
         frame.writeInteger(UInt32(header.utf8.count), endianness: .big)
         frame.writeString(header)
         frame.writeBytes(jpeg)
-        hub.broadcast(frame: WebSocketWire.binaryFrame(frame), to: RecorderModule.previewTopic)
+        hub.broadcast(frame: WebSocketWire.binaryFrame(frame), to: RecorderModule.previewTopic, visibility: .recording(id))
     }
 }
 
@@ -123,7 +123,7 @@ struct StateForwarder: Service {
 
     func run() async throws {
         for await envelope in bus.subscribe(types: [RecorderModule.stateEvent]).cancelOnGracefulShutdown() {
-            hub.broadcast(text: Self.stateUpdate(envelope.payload), to: RecorderModule.stateTopic)
+            hub.broadcast(text: Self.stateUpdate(envelope.payload), to: RecorderModule.stateTopic, visibility: envelope.visibility)
         }
     }
 

@@ -134,7 +134,7 @@ struct Exporter: Sendable {
     }
 
     func publish(_ job: Job) {
-        bus.publish(type: RecorderModule.exportEvent, payload: ByteBuffer(string: "{\"export\":" + job.json + "}"))
+        bus.publish(type: RecorderModule.exportEvent, payload: ByteBuffer(string: "{\"export\":" + job.json + "}"), visibility: .recording(job.recordingID))
     }
 
     func save(_ job: Job) async {

@@ -4,6 +4,7 @@ import HubCore
 import HubStore
 import Hummingbird
 import Logging
+import Realtime
 import SQLKit
 import Synchronization
 
@@ -69,6 +70,19 @@ public final class Access: Sendable {
         guard !isRevoked(claims.jti.value), let userID = Int64(claims.sub.value) else { throw Self.invalid }
         guard let user = try await user(id: userID), !user.disabled else { throw Self.invalid }
         return Principal(kind: .user, id: String(user.id), role: user.role.rawValue, name: user.email)
+    }
+
+    /// The identity a WebSocket channel routes by, for a JWT or API key: its role as audience, the account
+    /// as subject (so disabling it closes the socket), and for a JWT its id and expiry.
+    public func channelIdentity(for credential: String) async throws -> ChannelIdentity {
+        let principal = try await principal(for: credential)
+        guard let role = Role(rawValue: principal.role) else { throw Self.invalid }
+        var identity = ChannelIdentity(audience: .role(role), subject: "\(principal.kind.rawValue):\(principal.id)", name: principal.name)
+        if principal.kind == .user, let claims = await tokens.verify(credential) {
+            identity.tokenID = claims.jti.value
+            identity.expiresAt = claims.exp.value.timeIntervalSince1970
+        }
+        return identity
     }
 
     static let invalid = HubError.unauthorized("the token or API key is invalid, expired or revoked; sign in again", code: "invalid_token")

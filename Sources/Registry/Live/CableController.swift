@@ -21,6 +21,7 @@ struct CableController {
 
     let service: RegistryService
     let access: Access
+    let hub: WebSocketHub
     let logger: Logger
 
     final class Session: Sendable {
@@ -42,14 +43,15 @@ struct CableController {
         webSockets.add("/api/v1/cable") { uri, _ in
             let since = try Self.since(uri.queryParameters["since"].map(String.init))
             let session = Session(since: since)
+            var identity = ChannelIdentity.anonymous
             if let token = uri.queryParameters["token"] {
                 // A bad token refuses the upgrade; the HTTP route below explains why.
-                session.principal.withLock { $0 = nil }
                 let principal = try await access.principal(for: String(token))
+                identity = try await access.channelIdentity(for: String(token))
                 session.principal.withLock { $0 = principal }
             }
             return HubWebSocketRoutes.Accepted(
-                topic: Self.topic, filter: .only([]), replayHistory: false,
+                topic: Self.topic, identity: identity, filter: .only([]), replayHistory: false,
                 onText: { text, connection in handle(text, connection: connection) },
                 afterAttach: { connection in
                     sessions.add(connection.id, session)
@@ -147,12 +149,16 @@ struct CableController {
             Task {
                 do {
                     let principal = try await access.principal(for: credential)
+                    let identity = try await access.channelIdentity(for: credential)
                     let first = session.principal.withLock { current -> Bool in
                         guard current == nil else { return false }
                         current = principal
                         return true
                     }
-                    if first { start(connection, session: session, principal: principal) }
+                    if first {
+                        hub.setIdentity(identity, of: connection)
+                        start(connection, session: session, principal: principal)
+                    }
                 } catch {
                     connection.close(code: 4401, reason: "invalid token or API key")
                 }

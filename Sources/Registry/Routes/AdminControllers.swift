@@ -111,6 +111,7 @@ struct AdminController {
                 try await AuditLog.record(writer.entry("revoke", entity: "api_key", id: id), before: ["revoked": .bool(false)], after: ["revoked": .bool(true)], on: db)
             }
             access.forgetKeys()
+            service.announceAccountChanged("api_key:\(id)")
             return Response(status: .noContent)
         }
 

@@ -110,7 +110,7 @@ struct UsersController {
         try await access.revoke(jti: claims.jti.value, expiresAt: expires)
         service.bus.publish(type: RegistryEventType.tokenRevoked, payload: ByteBuffer(string: JSONText.object([
             ("jti", .string(claims.jti.value)), ("expires_at", .double(expires)),
-        ])))
+        ])), visibility: .nobody)
         return Response(status: .noContent)
     }
 
@@ -168,6 +168,7 @@ struct UsersController {
             return user
         }
         access.forget(userID: id)
+        if role != nil || body.disabled != nil { service.announceAccountChanged("user:\(id)") }
         return jsonResponse(user.json)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import Logging
+import Realtime
 import ServiceLifecycle
 
 /// Keeps this instance in step with the others and tidy: applies their stream changes (list cache), locks
@@ -8,6 +9,7 @@ import ServiceLifecycle
 struct RegistryBackground: Service {
     let service: RegistryService
     let access: Access
+    let hub: WebSocketHub
     let logger: Logger
 
     struct LockPayload: Decodable {
@@ -27,7 +29,7 @@ struct RegistryBackground: Service {
     }
 
     func run() async throws {
-        let types = RegistryEventType.cable.union([RegistryEventType.tokenRevoked])
+        let types = RegistryEventType.cable.union([RegistryEventType.tokenRevoked, RegistryEventType.accountChanged])
         let events = service.bus.subscribe(types: types)
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -59,9 +61,22 @@ struct RegistryBackground: Service {
         case RegistryEventType.unlocked where envelope.origin != service.bus.origin:
             guard let lock = try? decoder.decode(LockPayload.self, from: Data(envelope.payload.readableBytesView)) else { return }
             service.locks.apply(unlocked: lock.streamID)
-        case RegistryEventType.tokenRevoked where envelope.origin != service.bus.origin:
+        case RegistryEventType.tokenRevoked:
             guard let revoked = try? decoder.decode(Revoked.self, from: Data(envelope.payload.readableBytesView)) else { return }
-            access.noteRevoked(jti: revoked.jti, expiresAt: revoked.expiresAt)
+            if envelope.origin != service.bus.origin { access.noteRevoked(jti: revoked.jti, expiresAt: revoked.expiresAt) }
+            let closed = hub.closeConnections(code: ChannelCloseCode.unauthorized, reason: "signed out: this token was revoked") {
+                $0.tokenID == revoked.jti
+            }
+            if closed > 0 { logger.info("closed WebSockets of a revoked token", metadata: ["count": "\(closed)"]) }
+        case RegistryEventType.accountChanged:
+            struct Changed: Decodable { let subject: String }
+            guard let changed = try? decoder.decode(Changed.self, from: Data(envelope.payload.readableBytesView)) else { return }
+            if changed.subject.hasPrefix("user:"), let id = Int64(changed.subject.dropFirst(5)) { access.forget(userID: id) }
+            if changed.subject.hasPrefix("api_key:") { access.forgetKeys() }
+            let closed = hub.closeConnections(code: ChannelCloseCode.unauthorized, reason: "access changed (disabled, revoked or new role); sign in again") {
+                $0.subject == changed.subject
+            }
+            if closed > 0 { logger.info("closed WebSockets of a changed account", metadata: ["subject": "\(changed.subject)", "count": "\(closed)"]) }
         case _ where RegistryEventType.changes.contains(envelope.type):
             service.changed()
         default:

@@ -10,12 +10,17 @@ struct HealthController {
     let health: ServiceHealth
     let instanceID: String
     let version: String
+    let access: OperationsAccess
 
     func addRoutes(to router: Router<HubRequestContext>) {
-        router.get("/health") { _, _ in try await check() }
+        router.get("/health") { request, context in
+            try await check(details: access.decide(request, context: context) == .allowed)
+        }
     }
 
-    func check() async throws -> Response {
+    /// The status (200 while the database answers, else 503); with `details`, the database, the instance
+    /// and every service too.
+    func check(details: Bool = true) async throws -> Response {
         let started = ContinuousClock.now
         var databaseStatus: (ok: Bool, detail: String)
         do {
@@ -29,7 +34,8 @@ struct HealthController {
         let services = health.snapshot.sorted { $0.key < $1.key }.map { name, entry in
             (name, JSONText.Value.raw(JSONText.object([("status", .string(entry.status.rawValue)), ("detail", entry.detail.map(JSONText.Value.string) ?? .null)])))
         }
-        let body = JSONText.object([
+        let body = !details ? JSONText.object([("status", .string(databaseStatus.ok ? "ok" : "unavailable")), ("version", .string(version))])
+          : JSONText.object([
             ("status", .string(databaseStatus.ok ? "ok" : "unavailable")),
             ("version", .string(version)),
             ("instance_id", .string(instanceID)),
