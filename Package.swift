@@ -252,7 +252,7 @@ let package = Package(
         .testTarget(
             name: "StreamHubTests",
             dependencies: [
-                "StreamHub", "HubCore", "HubStore", "HubTestSupport",
+                "StreamHub", "HubCore", "HubStore", "Registry", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

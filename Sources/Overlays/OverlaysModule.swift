@@ -63,6 +63,7 @@ public struct OverlaysModule: Sendable {
             CaptionForwarder(bus: bus, hub: realtime.hub, history: captions.history),
             CaptionCleaner(database: database, retention: captionRetention, logger: logger),
             OverlayBackground(keys: keys, pages: pages, communities: communities, accessLog: accessLog, bus: bus, logger: logger),
+            OverlayKeyRotation(bus: bus, hub: realtime.hub, logger: logger),
         ]
     }
 }
@@ -92,7 +93,7 @@ struct OverlayBackground: Service {
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     do {
                         for community in try await keys.due() {
-                            _ = try await keys.rotate(community)
+                            OverlayKeyRotation.announce(try await keys.rotation(community), on: bus)
                             logger.notice("rotated overlay key on schedule", metadata: ["community_id": "\(community)"])
                         }
                         if ticks % 360 == 0 { try await accessLog.prune() }

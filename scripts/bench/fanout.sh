@@ -12,6 +12,8 @@
 #
 # Usage: scripts/bench/fanout.sh [--channel events|captions] [--quick] [--servers "streamhub python nchan"]
 #                               [--duration S] [--ladder "1000 2000 ..."]
+# Server kinds: streamhub (this tree's release build), streamhub-before (the binary in $BEFORE_BINARY, e.g.
+# an older commit's release build, for before/after in one run), python (the seed design), nchan.
 # Writes a Markdown table to stdout and raw JSON lines to $OUT (default /tmp/streamhub-fanout.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 case "$CHANNEL" in
     events) SERVERS=${SERVERS:-"streamhub python nchan"} ;;
-    captions) SERVERS=${SERVERS:-"streamhub python"}
+    captions) SERVERS=${SERVERS:-"streamhub python nchan"}
         # The seed's caption design holds far fewer clients: start the ladder lower so it gets a figure.
         [ "$LADDER" = "1000 2000 3000 4000 5000 6000 7000 8000 10000 12000 14000 16000 19000" ] &&
             LADDER="250 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 6000 7000 8000 10000 12000 14000 16000 19000" ;;
@@ -57,15 +59,17 @@ SERVER_PIDS=""
 start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIELDS, SUB_PATH
     local kind=$1 port=$2
     PUB_FIELDS=""
+    local bin="$ROOT/.build/release/streamhub"
+    [ "$kind" = streamhub-before ] && bin=${BEFORE_BINARY:?set BEFORE_BINARY to the binary to compare with}
     case "$CHANNEL:$kind" in
-        captions:streamhub)
+        captions:streamhub*)
             rm -rf "$WORK/data"
             local created community key
-            created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$ROOT/.build/release/streamhub" overlay create bench)
+            created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$bin" overlay create bench)
             community=$(sed -n 's/.*community \([0-9]*\).*/\1/p' <<<"$created" | head -1)
             key=$(sed -n 's/.*overlay key \([0-9a-f]*\).*/\1/p' <<<"$created" | head -1)
             STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
-                "$ROOT/.build/release/streamhub" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
+                "$bin" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
             SERVER_PIDS=$!
             PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS="\"community_id\":$community,"
             SUB_PATH="/ws/captions/$community?key=$key" ;;
@@ -77,12 +81,13 @@ start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIE
             SERVER_PIDS=$!
             PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS='"community_id":1,'
             SUB_PATH="/ws/captions/1?key=$key" ;;
-        events:streamhub)
+        events:streamhub*)
             rm -rf "$WORK/data"
             STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
-                "$ROOT/.build/release/streamhub" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
+                "$bin" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
             SERVER_PIDS=$!
-            PUB_PATH=/api/v1/events; PUB_HEADER="X-Service-Key: $KEY"; SUB_PATH="/events?types=transcription" ;;
+            # The service key signs the client in (a speech consumer); older builds ignore it.
+            PUB_PATH=/api/v1/events; PUB_HEADER="X-Service-Key: $KEY"; SUB_PATH="/events?types=transcription&key=$KEY" ;;
         events:python)
             python3 scripts/bench/seed_events_server.py "$port" >"$WORK/python.log" 2>&1 &
             SERVER_PIDS=$!
@@ -174,6 +179,8 @@ for k in kinds:
     print(f"| {k} | {bs} | {bl} | {gl} | {lost} | {mem} |")
 if best.get("streamhub") and best.get("nchan"):
     print(f'\nStreamHub / nchan clients at 10/s: {best["streamhub"]["clients"] / best["nchan"]["clients"]:.2f}x')
+if best.get("streamhub") and best.get("streamhub-before"):
+    print(f'StreamHub / StreamHub before clients at 10/s: {best["streamhub"]["clients"] / best["streamhub-before"]["clients"]:.2f}x')
 if best.get("streamhub") and best.get("python"):
     print(f'StreamHub / Python seed clients at 10/s: {best["streamhub"]["clients"] / best["python"]["clients"]:.2f}x')
 PY

@@ -11,6 +11,8 @@
 // Usage: wsload --port P --path /events --clients N --rate R --duration S
 //               --pub-port P --pub-path /api/v1/events [--pub-header 'X-Service-Key: k']
 //               [--pub-fields '"community_id":1,'] [--server-pids 123,456] [--label name]
+//               [--on-publish-start 'cmd'] [--on-publish-end 'cmd']   (run with system() around the publishing
+//               phase, after every client connected and before the drain: callgrind.sh toggles instrumentation)
 // Prints one JSON object with the results.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -346,6 +348,8 @@ static int count_state(int state) {
     return n;
 }
 
+static const char *on_publish_start, *on_publish_end;
+
 int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -362,6 +366,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--pub-fields")) pub_fields = v;
         else if (!strcmp(k, "--server-pids")) server_pids = v;
         else if (!strcmp(k, "--label")) label = v;
+        else if (!strcmp(k, "--on-publish-start")) on_publish_start = v;
+        else if (!strcmp(k, "--on-publish-end")) on_publish_end = v;
         else { fprintf(stderr, "unknown option %s\n", k); return 2; }
     }
     if (!pub_port) pub_port = port;
@@ -402,6 +408,7 @@ int main(int argc, char **argv) {
     // Publish for `duration` seconds; the first second is warm-up and not in the latency figures.
     measure_from_seq = (long)rate + 1;
     long closes_before = closes;
+    if (on_publish_start && system(on_publish_start) != 0) fprintf(stderr, "--on-publish-start failed\n");
     double next_pub = mono();
     loop_until(mono() + duration, 1, &next_pub);
     long rss_busy = rss_kb();
@@ -414,6 +421,7 @@ int main(int argc, char **argv) {
         if (got >= want || mono() > drain_deadline) break;
         loop_until(mono() + 0.1, 0, NULL);
     }
+    if (on_publish_end && system(on_publish_end) != 0) fprintf(stderr, "--on-publish-end failed\n");
     int still_open = count_state(C_OPEN);
     long expected = 0, received = 0;
     for (long s = 1; s <= published; s++) {

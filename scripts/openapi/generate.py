@@ -193,15 +193,39 @@ EXPORT = obj({
     "size": nullable(INT), "created_at": TIME, "finished_at": nullable(TIME), "file": STRING,
 })
 
+# Who receives which event on every realtime channel: the README's table, kept here in the same words.
+ACCESS_TABLE = """Every event carries a visibility that the hub checks per audience (decided when the client signs in).
+An event whose publisher declared none reaches admins only. Communities have no member list: editors and admins
+see every community's captions, viewers none, an overlay key its own community's.
+
+| event | anonymous | viewer (user or API key) | editor, admin | service key | overlay key of community A |
+| --- | --- | --- | --- | --- | --- |
+| stream_* (created, updated, deleted, status, discovered, locked, unlocked) | closed 4401 | yes | yes | no | no |
+| recording_state, recording_export, state and preview channels | closed 4401 | yes | yes | no (4403 on /api/stream/ws) | no (4403) |
+| caption of community A | closed 4401 | no | yes | no | yes |
+| transcription of community A's captions | closed 4401 | no | yes | yes | yes |
+| transcription / wake_word from POST /api/v1/events | closed 4401 | yes | yes | yes | no |
+| caption / transcription of community B | closed 4401 | no | yes | only transcription | no |
+| internal.* | never | never | never | never | never |
+
+Credentials: Authorization: Bearer <JWT or API key>, ?token=, X-Service-Key, or ?key= (service or overlay key).
+A socket closes with 4401 within a second when its token expires or is logged out, its user is disabled or
+changes role, or its API key is revoked."""
+
 def stream_ok(description="The stream"):
     return ok(ref("Stream"), description, ETAG_HEADER)
 
 paths = {
     "/health": {"get": op("Liveness and dependency status", {"200": ok({"type": "object"}), "503": ok({"type": "object"}, "The database is unreachable")}, "operations", security=False)},
-    "/metrics": {"get": op("Prometheus metrics", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": STRING}}}}, "operations", security=False)},
-    "/events": {"get": op("WebSocket: every event as {\"event\": type, …}; send {\"subscribe\":[types]} to filter",
+    "/metrics": {"get": op("Prometheus metrics (from --metrics-networks, or with the metrics token)",
+                           {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": STRING}}}}, "operations", security=False,
+                           extra={"description": "Readable from the configured networks (loopback and private by default) or with Authorization: Bearer <metrics token>; otherwise 403 (401 for a wrong token). Recordings are labelled by metrics_ref, never by id."})},
+    "/events": {"get": op("WebSocket: every event the caller may see as {\"event\": type, …}; send {\"subscribe\":[types]} to filter",
                           {"101": {"description": "Switching to WebSocket"}}, "realtime", security=False,
-                          params=[query("types", STRING, "Comma-separated event types to receive")])},
+                          params=[query("types", STRING, "Comma-separated event types to receive"),
+                                  query("token", STRING, "JWT or API key (or send Authorization: Bearer)"),
+                                  query("key", STRING, "A service key or an overlay key")],
+                          extra={"description": ACCESS_TABLE})},
     "/api/v1/events": {"post": op("Publish transcription / wake_word events (upstream speech-to-text)",
                                   {"202": ok(obj({"published": INT}))}, "realtime", security=False,
                                   params=[{"name": "X-Service-Key", "in": "header", "required": True, "schema": STRING}],
@@ -400,7 +424,9 @@ paths = {
     "/start/{timestamp}/{minutes}/vod.m3u8": {"get": op("The default recording's VOD playlist", {"200": PLAYLIST}, "playback", params=[TIMESTAMP, MINUTES], security=False)},
     "/api/stream/ws": {"get": op("WebSocket: target=state (welcome, then a stateUpdate per recording change) or target=preview (binary thumbnails)",
                                  {"101": {"description": "Switching to WebSocket"}}, "recorder", security=False,
-                                 params=[query("target", {"type": "string", "enum": ["state", "preview"]}, "Which channel")])},
+                                 params=[query("target", {"type": "string", "enum": ["state", "preview"]}, "Which channel"),
+                                         query("token", STRING, "JWT or API key of a viewer, editor or admin (or send Authorization: Bearer)")],
+                                 extra={"description": ACCESS_TABLE})},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 

@@ -136,8 +136,26 @@ def test_two_instances_share_streams_cable_events_locks_and_logouts(start_server
             status, _, _ = http("PATCH", b.url(f"/api/v1/streams/{created['id']}"), json.dumps({"title": "x"}).encode(),
                                 {"Authorization": f"Bearer {other}", "Content-Type": "application/json"})
             assert status == 423
-            # A logout on A is honoured on B.
+            # A logout on A is honoured on B: its sockets on both instances close with 4401 within a second.
+            sockets = []
+            for server in (a, b):
+                ws = await websockets.connect(server.ws_url(f"/events?token={token}"))
+                await ws.send(json.dumps({"subscribe": ["*"]}))
+                while json.loads(await asyncio.wait_for(ws.recv(), 10)).get("event") != "subscribed":
+                    pass
+                sockets.append(ws)
             assert http("POST", a.url("/api/v1/users/logout"), headers=auth)[0] == 204
+            logged_out = time.monotonic()
+
+            async def closed_code(ws):
+                try:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 3)
+                except websockets.ConnectionClosed as closed:
+                    return closed.rcvd.code if closed.rcvd else None, time.monotonic() - logged_out
+            for name, (code, after) in zip("ab", [await closed_code(ws) for ws in sockets]):
+                assert code == 4401, f"socket on {name} closed with {code}"
+                assert after < 1.0, f"socket on {name} closed {after:.2f}s after the logout"
             deadline = time.monotonic() + 10
             while http("GET", b.url("/api/v1/users/me"), headers=auth)[0] != 401:
                 assert time.monotonic() < deadline, "instance B still accepts a token logged out on A"

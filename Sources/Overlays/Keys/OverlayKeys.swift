@@ -104,6 +104,19 @@ public struct OverlayKeys: Sendable {
 
     /// Rotates: the current key becomes the previous one (valid for the grace period), a new key is current.
     public func rotate(_ community: Int64) async throws -> String {
+        try await rotation(community).key
+    }
+
+    /// What a rotation changed: the new key, and the hashes that open the community from now on.
+    struct Rotation: Sendable {
+        let community: Int64
+        let key: String
+        let currentHash: String
+        let previousHash: String
+        let previousValidUntil: Double
+    }
+
+    func rotation(_ community: Int64) async throws -> Rotation {
         let key = Self.newKey()
         let now = self.now
         let kind = database.kind
@@ -120,7 +133,8 @@ public struct OverlayKeys: Sendable {
                     next_rotation_at = \(bind: next)
                 WHERE community_id = \(bind: community)
                 """).run()
-            return key
+            return Rotation(community: community, key: key, currentHash: Self.hash(key),
+                            previousHash: try row.decode(column: "current_hash", as: String.self), previousValidUntil: now + gracePeriod)
         }
     }
 

@@ -81,7 +81,9 @@ struct CommunitiesController {
         group.post("communities/:id/overlay_key/rotate") { _, context in
             try context.require(.editor)
             let id = try await community(context)
-            let key = try await keys.rotate(id)
+            let rotation = try await keys.rotation(id)
+            OverlayKeyRotation.announce(rotation, on: bus)
+            let key = rotation.key
             return jsonResponse(JSONText.object([("overlay_key", .string(key)), ("overlay_url", .string("/overlay/\(key)")),
                                                  ("previous_valid_for_seconds", .int(Int(keys.gracePeriod)))]))
         }
