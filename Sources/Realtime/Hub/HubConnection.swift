@@ -32,6 +32,14 @@ public final class HubConnection: Sendable {
     private let filter: Mutex<EventFilter>
     /// Mirrors `filter == .everything`, so the common case skips the lock on every broadcast.
     private let acceptsEverything: Atomic<Bool>
+    /// Bumped by every filter change; the loop-confined cache below is valid for one generation.
+    private let filterGeneration = Atomic<UInt64>(0)
+    /// The last event type asked about on the connection's loop and the answer, so a broadcast costs a
+    /// filtered client one atomic load and one short string comparison instead of a lock and a hash.
+    /// Confined to `channel.eventLoop`, like `core`.
+    nonisolated(unsafe) private var cachedType: String?
+    nonisolated(unsafe) private var cachedAccepts = false
+    nonisolated(unsafe) private var cachedGeneration: UInt64 = .max
     private let closing = Atomic<Bool>(false)
     /// Who holds the connection; changed only by the hub, under its lock (see ``WebSocketHub/setIdentity(_:of:)``).
     private let identityStorage: Mutex<ChannelIdentity>
@@ -52,10 +60,17 @@ public final class HubConnection: Sendable {
         identityStorage.withLock { $0 = identity }
     }
 
-    /// Whether the connection wants events of `type` (frames without a type always go out).
-    func accepts(_ type: String?) -> Bool {
+    /// Whether the connection wants events of `type` (frames without a type always go out). Runs on the
+    /// connection's event loop.
+    func acceptsOnLoop(_ type: String?) -> Bool {
         guard let type, !acceptsEverything.load(ordering: .relaxed) else { return true }
-        return filter.withLock { $0.accepts(type) }
+        let generation = filterGeneration.load(ordering: .acquiring)
+        if generation == cachedGeneration, cachedType == type { return cachedAccepts }
+        let accepted = filter.withLock { $0.accepts(type) }
+        cachedType = type
+        cachedAccepts = accepted
+        cachedGeneration = generation
+        return accepted
     }
 
     /// Changes which event types the connection receives and answers the new filter.
@@ -63,6 +78,7 @@ public final class HubConnection: Sendable {
         filter.withLock { filter in
             change(&filter)
             acceptsEverything.store(filter == .everything, ordering: .relaxed)
+            filterGeneration.wrappingAdd(1, ordering: .releasing)
             return filter
         }
     }

@@ -203,9 +203,14 @@ public final class WebSocketHub: Service, Sendable {
                 state.topics[topic] = Topic(history: HistoryRing(policy: policy))
             }
             // Mutated in place (no copy of the history or the buckets); the loop tasks are enqueued under
-            // the lock, so every loop runs broadcasts in the same order.
+            // the lock, so every loop runs broadcasts in the same order. Each loop writes its own copy of
+            // the frame, so two cores never bump one buffer's reference count for every client.
+            var copies: [ObjectIdentifier: ByteBuffer] = [:]
             state.topics[topic]?.prepareBroadcast(frame, at: now, visibility: visibility) { loop, connections in
-                loop.execute { self.deliver(frame, eventType: eventType, to: connections) }
+                let key = ObjectIdentifier(loop)
+                let copy = copies[key] ?? (copies.isEmpty ? frame : ByteBuffer(bytes: frame.readableBytesView))
+                copies[key] = copy
+                loop.execute { self.deliver(copy, eventType: eventType, to: connections) }
             }
         }
     }
@@ -216,7 +221,7 @@ public final class WebSocketHub: Service, Sendable {
         var skipped = 0
         var slow: [HubConnection] = []
         for connection in connections {
-            guard connection.accepts(eventType) else { continue }
+            guard connection.acceptsOnLoop(eventType) else { continue }
             switch connection.writeOnLoop(frame) {
             case .sent: sent += 1
             case .slow: sent += 1; slow.append(connection)
@@ -243,13 +248,17 @@ public final class WebSocketHub: Service, Sendable {
     }
 
     /// Pings every client each ``pingInterval`` until graceful shutdown, then closes every connection
-    /// with 1001.
+    /// with 1001. The pings are spread over the interval — one slice of the clients (by connection id) a
+    /// second — so they never arrive as one burst on top of a broadcast.
     public func run() async throws {
+        let slices = heartbeatSlices
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
+                var tick = 0
                 while !Task.isCancelled {
-                    do { try await Task.sleep(for: self.pingInterval) } catch { return }
-                    self.heartbeat()
+                    do { try await Task.sleep(for: self.pingInterval / slices) } catch { return }
+                    self.heartbeat(slice: tick % slices, of: slices)
+                    tick += 1
                 }
             }
             try? await gracefulShutdown()
@@ -258,14 +267,20 @@ public final class WebSocketHub: Service, Sendable {
         await closeAll(code: .goingAway, reason: "server shutting down")
     }
 
-    /// One heartbeat: on each event loop, ping its connections and close those that answered none of the
-    /// last ``missedPingLimit`` pings.
-    func heartbeat() {
+    /// How many slices the heartbeat spreads the clients over: one a second, at most 30.
+    var heartbeatSlices: Int {
+        max(1, min(30, Int(pingInterval.components.seconds)))
+    }
+
+    /// One heartbeat of one slice of the clients (those whose id is `slice` modulo `slices`): on each event
+    /// loop, ping them and close those that answered none of their last ``missedPingLimit`` pings.
+    func heartbeat(slice: Int = 0, of slices: Int = 1) {
         let buckets = state.withLock { state in state.topics.values.flatMap { $0.buckets.values } }
         for bucket in buckets {
             bucket.loop.execute {
                 for connection in bucket.connections.values
-                where !connection.heartbeatOnLoop(ping: WebSocketWire.pingFrame, limit: Self.missedPingLimit) {
+                where (slices == 1 || Int(connection.id % UInt64(slices)) == slice)
+                    && !connection.heartbeatOnLoop(ping: WebSocketWire.pingFrame, limit: Self.missedPingLimit) {
                     self.disconnect(connection)
                     self.logger.info("closing a client that stopped answering pings", metadata: ["connection_id": "\(connection.id)"])
                     connection.beginClose(.goingAway, reason: "ping timeout", grace: .seconds(1))

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Server CPU per delivered frame, user and kernel apart, for /events and /ws/captions side by side.
+#
+# For each binary and channel: a fresh server, N WebSocket clients, R events/s for D seconds (wsload);
+# the server's utime and stime are read from /proc just before and just after the publishing phase (wsload's
+# hooks), and divided by the frames delivered. Each cell is the median of K runs.
+#
+# (valgrind's callgrind would count instructions repeatably, but Debian's valgrind 3.19 aborts on Swift's
+# async main, and this VM exposes no PMU for `perf stat -e instructions:u`.)
+#
+# Usage: scripts/bench/cpu_per_frame.sh [--clients N] [--rate R] [--duration D] [--runs K] [BINARY=label …]
+#   e.g. scripts/bench/cpu_per_frame.sh /tmp/streamhub-before=before .build/release/streamhub=after
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CLIENTS=2000; RATE=10; DURATION=20; RUNS=3; BINARIES=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --clients) CLIENTS=$2; shift ;;
+        --rate) RATE=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --runs) RUNS=$2; shift ;;
+        *=*) BINARIES+=("$1") ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ ${#BINARIES[@]} -eq 0 ]; then swift build -c release --product streamhub >&2; BINARIES=("$PWD/.build/release/streamhub=streamhub"); fi
+WORK=$(mktemp -d /tmp/streamhub-cpu.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cc -O2 -o "$WORK/wsload" scripts/bench/wsload.c -lm
+KEY=bench-service-key-0123456789
+TICKS=$(getconf CLK_TCK)
+
+one() {  # binary channel -> "user_us_per_frame kernel_us_per_frame lost"
+    local bin=$1 channel=$2 port sub fields="" pub
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    rm -rf "$WORK/data"
+    if [ "$channel" = captions ]; then
+        local created community key
+        created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$bin" overlay create bench)
+        community=$(sed -n 's/.*community \([0-9]*\).*/\1/p' <<<"$created" | head -1)
+        key=$(sed -n 's/.*overlay key \([0-9a-f]*\).*/\1/p' <<<"$created" | head -1)
+        sub="/ws/captions/$community?key=$key"; pub=/api/v1/internal/captions; fields="\"community_id\":$community,"
+    else
+        sub="/events?types=transcription&key=$KEY"; pub=/api/v1/events
+    fi
+    STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=error STREAMHUB_DATA_DIR="$WORK/data" \
+        "$bin" serve --port "$port" --grpc-port 0 >"$WORK/server.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+    local snap="awk '{print \$14, \$15}' /proc/$pid/stat"
+    "$WORK/wsload" --port "$port" --path "$sub" --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" \
+        --pub-path "$pub" --pub-header "X-Service-Key: $KEY" --pub-fields "$fields" --label "$channel" \
+        --on-publish-start "$snap > $WORK/cpu.start" --on-publish-end "$snap > $WORK/cpu.end" >"$WORK/load.json"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    python3 - "$WORK/load.json" "$WORK/cpu.start" "$WORK/cpu.end" "$TICKS" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+u0, s0 = map(int, open(sys.argv[2]).read().split()); u1, s1 = map(int, open(sys.argv[3]).read().split())
+ticks = int(sys.argv[4]); frames = max(1, r["received"])
+print(f'{(u1 - u0) / ticks * 1e6 / frames:.3f} {(s1 - s0) / ticks * 1e6 / frames:.3f} {r["lost"]}')
+PY
+}
+
+echo "| build | channel | user µs / frame | kernel µs / frame | lost |"
+echo "| --- | --- | --- | --- | --- |"
+for entry in "${BINARIES[@]}"; do
+    bin=${entry%%=*}; label=${entry#*=}
+    for channel in events captions; do
+        results=()
+        for _ in $(seq 1 "$RUNS"); do results+=("$(one "$bin" "$channel")"); done
+        printf '%s\n' "${results[@]}" >"$WORK/runs"
+        python3 - "$WORK/runs" "$label" "$channel" <<'PY'
+import statistics, sys
+rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+user = statistics.median(r[0] for r in rows); kernel = statistics.median(r[1] for r in rows); lost = int(sum(r[2] for r in rows))
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {user:.2f} | {kernel:.2f} | {lost} |")
+PY
+    done
+done
