@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "StreamHub",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder",
+                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder", "Wall",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -182,6 +182,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Wall",
+            dependencies: [
+                "HubCore", "HubStore", "Realtime", "Registry", "Recorder",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HubTestSupport",
             dependencies: [
                 "HubCore", "HubStore", "StreamHub", "Registry",
@@ -246,6 +257,14 @@ let package = Package(
                 "Recorder", "Registry", "HubCore", "HubStore", "StreamHub", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WallTests",
+            dependencies: [
+                "Wall", "HubCore", "StreamHub", "HubTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -105,6 +105,11 @@ public struct RecorderModule: Sendable {
         }
     }
 
+    /// Whether a recording with this id exists (running or not), for other modules that refer to one.
+    public func recordingExists(_ id: String) async throws -> Bool {
+        try await supervisor.recording(id) != nil
+    }
+
     /// Who may hold a state or preview channel: whoever may list recordings (any recording's events).
     static let channelVisibility = EventVisibility.recording("")
 

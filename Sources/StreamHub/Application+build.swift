@@ -12,6 +12,7 @@ import StatusChecker
 import Recorder
 import Registry
 import ServiceLifecycle
+import Wall
 
 /// The version `streamhub --version` prints and /health reports.
 public let streamHubVersion = "0.1.0"
@@ -28,6 +29,7 @@ public struct StreamHubApplication: Sendable {
     public let discovery: DiscoveryModule
     public let status: StatusCheckerModule
     public let recorder: RecorderModule
+    public let wall: WallModule
     public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
@@ -125,6 +127,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule,
                                   logger: logger, metrics: factory)
     recorder.addRoutes(to: router, api: api)
+    let wall = WallModule(database: database, bus: bus, registry: registryModule, recorder: recorder, logger: logger)
+    wall.addRoutes(api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -160,9 +164,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, grpc: grpc, routes: routes,
+                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, grpc: grpc, routes: routes,
                                 health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all

@@ -212,6 +212,25 @@ Credentials: Authorization: Bearer <JWT or API key>, ?token=, X-Service-Key, or 
 A socket closes with 4401 within a second when its token expires or is logged out, its user is disabled or
 changes role, or its API key is revoked."""
 
+WALL_CELL = obj({
+    "cell": INT, "stream_id": nullable(INT), "recording_id": nullable(STRING), "url": nullable(STRING), "fallback_stream_id": nullable(INT),
+    "rewind_seconds": nullable(INT), "blurred": BOOL, "rotation": {"type": "integer", "enum": [0, 90, 180, 270]},
+    "updated_by": nullable(STRING), "updated_at": nullable(TIME),
+})
+WALL = obj({
+    "name": STRING, "title": nullable(STRING), "columns": INT, "rows": INT,
+    "audio": obj({"cell": nullable(INT), "volume": {"type": "number"}}), "version": INT, "created_by": nullable(STRING),
+    "created_at": TIME, "updated_at": TIME, "cells": {"type": "array", "items": ref("WallCell")},
+    "urls": obj({"display": STRING, "control": STRING}),
+})
+WALL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "description": "Wall name"}
+CELL_NUMBER = {"name": "cell", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "Cell number, from 1, row by row"}
+GRID_SIDE = {"type": "integer", "minimum": 1, "maximum": 10}
+CELL_INPUT = {"type": "object", "description": "Exactly one of stream_id, recording_id or url.", "properties": {
+    "stream_id": {"type": "integer", "minimum": 1}, "recording_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "url": {"type": "string", "maxLength": 2048}, "fallback_stream_id": {"type": "integer", "minimum": 1},
+    "rewind_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}, "blurred": BOOL, "rotation": {"type": "integer", "enum": [0, 90, 180, 270]}}}
+
 def stream_ok(description="The stream"):
     return ok(ref("Stream"), description, ETAG_HEADER)
 
@@ -427,6 +446,25 @@ paths = {
                                  params=[query("target", {"type": "string", "enum": ["state", "preview"]}, "Which channel"),
                                          query("token", STRING, "JWT or API key of a viewer, editor or admin (or send Authorization: Bearer)")],
                                  extra={"description": ACCESS_TABLE})},
+    "/api/v1/walls": {
+        "get": op("Walls (viewer)", {"200": ok(obj({"walls": {"type": "array", "items": ref("Wall")}}))}, "walls"),
+        "post": op("Create a wall (editor)", {"201": ok(ref("Wall"))}, "walls",
+                   body={"type": "object", "properties": {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "title": optional_string(200),
+                                                          "columns": GRID_SIDE, "rows": GRID_SIDE}, "required": ["name"]}),
+    },
+    "/api/v1/walls/{name}": {
+        "get": op("A wall with every cell (viewer)", {"200": ok(ref("Wall"))}, "walls", params=[WALL_NAME]),
+        "patch": op("Change a wall's title or size (editor); cells that no longer fit go", {"200": ok(ref("Wall"))}, "walls", params=[WALL_NAME],
+                    body={"type": "object", "properties": {"title": optional_string(200), "columns": GRID_SIDE, "rows": GRID_SIDE}}),
+        "delete": op("Delete a wall (editor)", {"204": NO_CONTENT}, "walls", params=[WALL_NAME]),
+    },
+    "/api/v1/walls/{name}/cells/{cell}": {
+        "put": op("Set what a cell shows (editor)", {"200": ok(ref("Wall"))}, "walls", params=[WALL_NAME, CELL_NUMBER], body=CELL_INPUT),
+        "delete": op("Clear a cell (editor)", {"200": ok(ref("Wall"))}, "walls", params=[WALL_NAME, CELL_NUMBER]),
+    },
+    "/api/v1/walls/{name}/audio": {"put": op("Put the audio on one cell, or none, and set the volume (editor)", {"200": ok(ref("Wall"))}, "walls",
+                                             params=[WALL_NAME], body={"type": "object", "properties": {"cell": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+                                                                                                      "volume": {"type": "number", "minimum": 0, "maximum": 1}}})},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 
@@ -447,7 +485,7 @@ document = {
             "Stream": obj(STREAM_FIELDS), "WallStream": WALL_STREAM, "Meta": META, "User": USER, "Token": TOKEN, "Lock": LOCK,
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
-            "Recording": RECORDING, "Export": EXPORT,
+            "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL,
         },
     },
 }

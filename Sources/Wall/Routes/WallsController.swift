@@ -1,0 +1,180 @@
+import Foundation
+import HubCore
+import Hummingbird
+import Recorder
+import Registry
+
+/// `/api/v1/walls`: walls, their cells and their audio. Reading needs a signed-in viewer; changing needs an
+/// editor. Every change is a `wall_changed` event.
+struct WallsController {
+    let store: WallStore
+    let registry: RegistryService
+    let recorder: RecorderModule
+
+    static let bodyLimit = 16 * 1024
+
+    struct NewWall: Decodable {
+        let name: String
+        let title: String?
+        let columns: Int?
+        let rows: Int?
+    }
+
+    struct WallChange: Decodable {
+        let title: String??
+        let columns: Int?
+        let rows: Int?
+
+        enum CodingKeys: String, CodingKey { case title, columns, rows }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            // `"title": null` clears the title; a missing key leaves it.
+            title = container.contains(.title) ? .some(try container.decodeIfPresent(String.self, forKey: .title)) : .none
+            columns = try container.decodeIfPresent(Int.self, forKey: .columns)
+            rows = try container.decodeIfPresent(Int.self, forKey: .rows)
+        }
+    }
+
+    struct CellBody: Decodable {
+        let streamID: Int64?
+        let recordingID: String?
+        let url: String?
+        let fallbackStreamID: Int64?
+        let rewindSeconds: Int?
+        let blurred: Bool?
+        let rotation: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case streamID = "stream_id", recordingID = "recording_id", url
+            case fallbackStreamID = "fallback_stream_id", rewindSeconds = "rewind_seconds", blurred, rotation
+        }
+    }
+
+    struct AudioBody: Decodable {
+        let cell: Int?
+        let volume: Double?
+    }
+
+    func addRoutes(to group: RouterGroup<HubRequestContext>) {
+        group.get("walls") { _, context in
+            try context.require(.viewer)
+            let walls = try await store.list()
+            return jsonResponse("{\"walls\":[" + walls.map(\.json).joined(separator: ",") + "]}")
+        }
+        group.post("walls") { request, context in
+            let principal = try context.require(.editor)
+            let body = try await request.decodeJSON(as: NewWall.self, limit: Self.bodyLimit)
+            guard Wall.isValidName(body.name) else {
+                throw HubError.validation("name must be 1-40 lowercase letters, digits or '-' (it is the wall's address: /wall/<name>)")
+            }
+            let (columns, rows) = try Self.grid(columns: body.columns ?? 3, rows: body.rows ?? 3)
+            let wall = try await store.create(name: body.name, title: try Self.title(body.title), columns: columns, rows: rows, by: principal.actor)
+            return jsonResponse(wall.json, status: .created, headers: [.location: "/api/v1/walls/\(wall.name)"])
+        }
+        group.get("walls/:name") { _, context in
+            try context.require(.viewer)
+            return jsonResponse(try await store.get(try Self.name(context)).json)
+        }
+        group.patch("walls/:name") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            let body = try await request.decodeJSON(as: WallChange.self, limit: Self.bodyLimit)
+            let current = try await store.get(name)
+            let (columns, rows) = try Self.grid(columns: body.columns ?? current.columns, rows: body.rows ?? current.rows)
+            let title: String?? = try body.title.map { try Self.title($0) }
+            return jsonResponse(try await store.update(name, title: title, columns: columns, rows: rows, by: principal.actor).json)
+        }
+        group.delete("walls/:name") { _, context in
+            let principal = try context.require(.editor)
+            try await store.delete(try Self.name(context), by: principal.actor)
+            return Response(status: .noContent)
+        }
+        group.put("walls/:name/cells/:cell") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            let number = try Self.cellNumber(context)
+            let body = try await request.decodeJSON(as: CellBody.self, limit: Self.bodyLimit)
+            let cell = try await validate(body, number: number)
+            return jsonResponse(try await store.setCell(name, number, to: cell, by: principal.actor).json)
+        }
+        group.delete("walls/:name/cells/:cell") { _, context in
+            let principal = try context.require(.editor)
+            return jsonResponse(try await store.clearCell(try Self.name(context), try Self.cellNumber(context), by: principal.actor).json)
+        }
+        group.put("walls/:name/audio") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            let body = try await request.decodeJSON(as: AudioBody.self, limit: Self.bodyLimit)
+            if let volume = body.volume, !(volume.isFinite && (0...1).contains(volume)) { throw HubError.validation("volume must be from 0 to 1") }
+            return jsonResponse(try await store.setAudio(name, cell: body.cell, volume: body.volume, by: principal.actor).json)
+        }
+    }
+
+    static func name(_ context: HubRequestContext) throws -> String {
+        guard let name = context.parameters.get("name"), Wall.isValidName(name) else {
+            throw HubError.notFound("no wall named '\((context.parameters.get("name") ?? "").prefix(60))'")
+        }
+        return name
+    }
+
+    static func cellNumber(_ context: HubRequestContext) throws -> Int {
+        guard let raw = context.parameters.get("cell"), let number = Int(raw), (1...(Wall.maxSide * Wall.maxSide)).contains(number) else {
+            throw HubError.notFound("cells are numbered from 1, row by row; '\((context.parameters.get("cell") ?? "").prefix(20))' is not a cell")
+        }
+        return number
+    }
+
+    static func grid(columns: Int, rows: Int) throws -> (Int, Int) {
+        guard (1...Wall.maxSide).contains(columns), (1...Wall.maxSide).contains(rows) else {
+            throw HubError.validation("columns and rows must each be from 1 to \(Wall.maxSide)")
+        }
+        return (columns, rows)
+    }
+
+    static func title(_ title: String?) throws -> String? {
+        guard let title else { return nil }
+        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.count <= 200 else { throw HubError.validation("title must be at most 200 characters") }
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    /// Exactly one of `stream_id`, `recording_id` and `url`, each of which must exist (or be a plain http(s)
+    /// URL); the fallback must be a stream; rotation a quarter turn; rewind at most a week.
+    func validate(_ body: CellBody, number: Int) async throws -> WallCell {
+        let given = [body.streamID != nil, body.recordingID != nil, body.url != nil].filter { $0 }.count
+        guard given == 1 else { throw HubError.validation("give exactly one of stream_id, recording_id or url") }
+        var cell = WallCell(cell: number)
+        if let id = body.streamID {
+            guard (try? await registry.stream(id)) != nil else { throw HubError.validation("stream_id \(id) does not exist") }
+            cell.streamID = id
+        }
+        if let id = body.recordingID {
+            guard id.utf8.count == 32, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
+                  try await recorder.recordingExists(id)
+            else { throw HubError.validation("recording_id '\(id.prefix(40))' is not a recording") }
+            cell.recordingID = id
+        }
+        if let url = body.url {
+            let trimmed = url.trimmingCharacters(in: .whitespaces)
+            guard trimmed.utf8.count <= 2048, let parsed = URLComponents(string: trimmed), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""),
+                  parsed.host?.isEmpty == false, parsed.user == nil, parsed.password == nil
+            else { throw HubError.validation("url must be an http(s) URL without credentials, at most 2048 characters") }
+            cell.url = trimmed
+        }
+        if let fallback = body.fallbackStreamID {
+            guard (try? await registry.stream(fallback)) != nil else { throw HubError.validation("fallback_stream_id \(fallback) does not exist") }
+            cell.fallbackStreamID = fallback
+        }
+        if let rewind = body.rewindSeconds {
+            guard (0...(7 * 86_400)).contains(rewind) else { throw HubError.validation("rewind_seconds must be from 0 to 604800 (a week)") }
+            cell.rewindSeconds = rewind == 0 ? nil : rewind
+        }
+        if let rotation = body.rotation {
+            guard [0, 90, 180, 270].contains(rotation) else { throw HubError.validation("rotation must be 0, 90, 180 or 270") }
+            cell.rotation = rotation
+        }
+        cell.blurred = body.blurred ?? false
+        return cell
+    }
+}
