@@ -61,6 +61,23 @@ let serviceMetadata: Metadata = {
                     }
                 }
 
+                // A stream opened with a key ends when the key is rotated out (twice: no grace left).
+                let streaming = try await makeCommunity(team.editor, "streaming")
+                do {
+                    try await withDeadline(20, "StreamCaptions of a rotated-out key") {
+                        try await service.streamCaptions(.with { $0.communityID = Int64(streaming.id); $0.key = streaming.key },
+                                                         metadata: serviceMetadata) { response in
+                            for _ in 0..<2 {
+                                #expect(try await team.editor.post("/api/v1/communities/\(streaming.id)/overlay_key/rotate").status == .ok)
+                            }
+                            for try await _ in response.messages {}
+                        }
+                    }
+                    Issue.record("the stream must end with an error once its key is rotated out")
+                } catch let error as RPCError {
+                    #expect(error.code == .unauthenticated)
+                }
+
                 // Bad input and bad keys.
                 await #expect(throws: RPCError.self) {
                     _ = try await service.broadcastCaption(.with { $0.communityID = Int64(north.id); $0.text = "" }, metadata: serviceMetadata)

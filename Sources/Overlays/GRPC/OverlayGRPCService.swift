@@ -46,14 +46,31 @@ public struct OverlayGRPCService: Streamhub_V1_BrowserSourceService.SimpleServic
         // Subscribe before reading the history, so nothing falls between the two.
         let live = captions.bus.subscribe(types: [CaptionHub.eventType], bufferingLimit: 1024)
         let history = captions.history.recent(request.communityID)
-        var last = history.last?.timestamp ?? 0
+        let newestReplayed = history.last?.timestamp ?? 0
         for caption in history { try await response.write(.init(caption)) }
-        for await envelope in live.cancelOnGracefulShutdown() {
-            guard envelope.visibility.community == request.communityID, let caption = Caption.fromBus(envelope.payloadString),
-                  caption.communityID == request.communityID else { continue }
-            if caption.timestamp < last { continue }
-            last = caption.timestamp
-            try await response.write(.init(caption))
+        // The same rule as the overlay WebSockets: the stream ends when its key stops opening the community
+        // (rotated out twice, or its grace period over). Checked every second, one indexed lookup.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var last = newestReplayed
+                for await envelope in live.cancelOnGracefulShutdown() {
+                    guard envelope.visibility.community == request.communityID, let caption = Caption.fromBus(envelope.payloadString),
+                          caption.communityID == request.communityID else { continue }
+                    if caption.timestamp < last { continue }
+                    last = caption.timestamp
+                    try await response.write(.init(caption))
+                }
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    guard try await keys.validate(request.key)?.communityID == request.communityID else {
+                        throw RPCError(code: .unauthenticated, message: "the overlay key was rotated out; use the current key")
+                    }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
         }
     }
 }
