@@ -162,3 +162,63 @@ def test_two_instances_share_streams_cable_events_locks_and_logouts(start_server
                 await asyncio.sleep(0.05)
 
     asyncio.run(scenario())
+
+
+def test_a_disabled_user_and_a_revoked_key_stop_working_on_every_instance_within_a_second(start_server, postgres):
+    """Account changes travel on the bus: every instance drops its cached answer and closes the sockets."""
+    import asyncio
+    import time
+    import websockets
+
+    url = postgres.create_database()
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_JWT_SECRET": "a-shared-jwt-secret-for-both-instances-0123"}
+    a = start_server({**env, "STREAMHUB_INSTANCE_ID": "acct-a"})
+    b = start_server({**env, "STREAMHUB_INSTANCE_ID": "acct-b"})
+    plain = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": url}
+    for email, role in (("boss@example.org", "admin"), ("temp@example.org", "viewer")):
+        made = subprocess.run([BINARY, "user", "create", "--email", email, "--role", role, "--password-stdin"],
+                              input="a long password\n", capture_output=True, text=True, timeout=60, env=plain)
+        assert made.returncode == 0, made.stderr
+    admin = {"Authorization": f"Bearer {login(a, 'boss@example.org', 'a long password')}", "Content-Type": "application/json"}
+    temp_token = login(a, "temp@example.org", "a long password")
+    temp = {"Authorization": f"Bearer {temp_token}"}
+    status, _, body = http("POST", a.url("/api/v1/api_keys"), json.dumps({"name": "feed", "role": "viewer"}).encode(), admin)
+    assert status == 201, body
+    key = json.loads(body)
+    key_header = {"Authorization": f"Bearer {key['key']}"}
+    # Both instances know both credentials (and have cached them).
+    for server in (a, b):
+        assert http("GET", server.url("/api/v1/users/me"), headers=temp)[0] == 200
+        assert http("GET", server.url("/api/v1/streams"), headers=key_header)[0] == 200
+    me = json.loads(http("GET", a.url("/api/v1/users/me"), headers=temp)[2])
+
+    async def wait_for_backplane():
+        # B hears A: a stream created on A arrives on B's /events.
+        async with websockets.connect(b.ws_url(f"/events?token={temp_token}")) as ws:
+            await ws.send(json.dumps({"subscribe": ["stream_created"]}))
+            json.loads(await asyncio.wait_for(ws.recv(), 10))
+            deadline = time.monotonic() + 30
+            for probe in range(1000):
+                http("POST", a.url("/api/v1/streams"), json.dumps({"link": f"https://twitch.tv/acct{probe}"}).encode(), admin)
+                try:
+                    if json.loads(await asyncio.wait_for(ws.recv(), 0.5)).get("event") == "stream_created":
+                        return
+                except asyncio.TimeoutError:
+                    assert time.monotonic() < deadline, "instance B never heard instance A"
+    asyncio.run(wait_for_backplane())
+
+    def refused_everywhere_within_a_second(headers, what):
+        started = time.monotonic()
+        pending = {a.port: a, b.port: b}
+        while pending:
+            for port, server in list(pending.items()):
+                if http("GET", server.url("/api/v1/streams"), headers=headers)[0] == 401:
+                    del pending[port]
+            assert time.monotonic() - started < 1.0, f"{what} still works on {sorted(pending)} after a second"
+            time.sleep(0.02)
+
+    status, _, body = http("PATCH", a.url(f"/api/v1/users/{me['id']}"), json.dumps({"disabled": True}).encode(), admin)
+    assert status == 200, body
+    refused_everywhere_within_a_second(temp, "a disabled user's token")
+    assert http("DELETE", a.url(f"/api/v1/api_keys/{key['api_key']['id']}"), headers=admin)[0] == 204
+    refused_everywhere_within_a_second(key_header, "a revoked API key")
