@@ -43,6 +43,9 @@ public final class HubConnection: Sendable {
     private let closing = Atomic<Bool>(false)
     /// Who holds the connection; changed only by the hub, under its lock (see ``WebSocketHub/setIdentity(_:of:)``).
     private let identityStorage: Mutex<ChannelIdentity>
+    /// The close scheduled for when the credential expires; cancelled when the connection goes, so a closed
+    /// connection is not kept alive until its token would have expired.
+    private let expiry = Mutex<Scheduled<Void>?>(nil)
 
     init(id: UInt64, topic: String, channel: any Channel, filter: EventFilter, identity: ChannelIdentity = .anonymous) {
         self.id = id
@@ -58,6 +61,14 @@ public final class HubConnection: Sendable {
 
     func storeIdentity(_ identity: ChannelIdentity) {
         identityStorage.withLock { $0 = identity }
+    }
+
+    /// Replaces the scheduled expiry close (cancelling the previous one), or cancels it (`nil`).
+    func setExpiry(_ task: Scheduled<Void>?) {
+        expiry.withLock { current in
+            current?.cancel()
+            current = task
+        }
     }
 
     /// Whether the connection wants events of `type` (frames without a type always go out). Runs on the

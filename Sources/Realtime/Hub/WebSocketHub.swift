@@ -145,14 +145,15 @@ public final class WebSocketHub: Service, Sendable {
 
     /// Closes the connection with 4401 when its credential expires.
     private func scheduleExpiry(of connection: HubConnection, identity: ChannelIdentity) {
-        guard let expiresAt = identity.expiresAt else { return }
+        guard let expiresAt = identity.expiresAt else { return connection.setExpiry(nil) }
         let delay = max(0, expiresAt - clock.now().timeIntervalSince1970)
-        connection.eventLoop.scheduleTask(in: .milliseconds(Int64(min(delay, 400 * 86_400) * 1000))) {
-            // A connection whose identity changed since (a cable that signed in again) keeps the newer expiry.
-            guard connection.identity.expiresAt == expiresAt else { return }
+        // The task holds the connection only weakly: a connection that went first is not kept until then.
+        let task = connection.eventLoop.scheduleTask(in: .milliseconds(Int64(min(delay, 400 * 86_400) * 1000))) { [weak self, weak connection] in
+            guard let self, let connection else { return }
             self.disconnect(connection)
             connection.close(code: ChannelCloseCode.unauthorized, reason: "the token expired; sign in again")
         }
+        connection.setExpiry(task)
     }
 
     /// Closes every connection whose identity matches (a logout, a disabled account, a revoked key), with
@@ -184,7 +185,10 @@ public final class WebSocketHub: Service, Sendable {
             }
             return true
         }
-        if removed { metrics.disconnected(topic: connection.topic) }
+        if removed {
+            connection.setExpiry(nil)
+            metrics.disconnected(topic: connection.topic)
+        }
     }
 
     /// Sends a text frame with `payload` to every connection on `topic` that may see it (`visibility`) and
