@@ -136,6 +136,8 @@ public final class WebSocketHub: Service, Sendable {
             guard old.audience != identity.audience, var entry = state.topics[connection.topic],
                   entry.buckets[BucketKey(loop: loop, audience: old.audience)]?.connections.removeValue(forKey: connection.id) != nil
             else { return }
+            let oldKey = BucketKey(loop: loop, audience: old.audience)
+            if entry.buckets[oldKey]?.connections.isEmpty == true { entry.buckets.removeValue(forKey: oldKey) }
             entry.buckets[BucketKey(loop: loop, audience: identity.audience), default: LoopBucket(loop: connection.channel.eventLoop)]
                 .connections[connection.id] = connection
             state.topics[connection.topic] = entry
@@ -176,6 +178,8 @@ public final class WebSocketHub: Service, Sendable {
             guard var entry = state.topics[connection.topic] else { return false }
             let key = BucketKey(loop: ObjectIdentifier(connection.channel.eventLoop), audience: connection.identity.audience)
             guard entry.buckets[key]?.connections.removeValue(forKey: connection.id) != nil else { return false }
+            // An audience that has gone from this loop (the last overlay of a community, say) leaves no bucket behind.
+            if entry.buckets[key]?.connections.isEmpty == true { entry.buckets.removeValue(forKey: key) }
             entry.count -= 1
             state.total -= 1
             if entry.count == 0, entry.history == nil {
