@@ -2,8 +2,10 @@ import Foundation
 import HubCore
 import HubTestSupport
 import HummingbirdTesting
+import NIOCore
 import StreamHub
 import Testing
+@testable import Wall
 
 @Suite struct WallAPITests {
     @Test(arguments: TestDatabases.available)
@@ -147,6 +149,95 @@ import Testing
             #expect(try await service.nextJSON()["event"] as? String == "test_sentinel")
             await viewer.close()
             await service.close()
+        }
+    }
+
+    @Test func invitesAndDisplayLinksAreScopedToTheirWall() async throws {
+        try await withTestApplication { app, client in
+            let team = try await Team.make(app, client)
+            let streamID = try #require(try await team.editor.post("/api/v1/streams", #"{"link":"https://twitch.tv/linked"}"#).json["id"] as? Int)
+            for name in ["alpha", "beta"] { _ = try await team.editor.post("/api/v1/walls", #"{"name":"\#(name)","columns":2,"rows":2}"#) }
+
+            let invite = try await team.editor.post("/api/v1/walls/alpha/invites", #"{"role":"operator","max_uses":2,"label":"night crew"}"#)
+            #expect(invite.status == .created, "\(invite.text)")
+            let operatorToken = try #require(invite.json["token"] as? String)
+            #expect(operatorToken.hasPrefix("shw_") && operatorToken.count == 68)
+            #expect(invite.json["url"] as? String == "/wall/alpha/control?token=\(operatorToken)")
+            #expect(invite.json["role"] as? String == "operator" && invite.json["uses"] as? Int == 0)
+            let operatorClient = APIClient(client, token: operatorToken)
+            let set = try await operatorClient.put("/api/v1/walls/alpha/cells/1", #"{"stream_id":\#(streamID)}"#)
+            #expect(set.status == .ok, "\(set.text)")
+            #expect(((set.json["cells"] as? [[String: Any]])?[0]["updated_by"] as? String)?.hasPrefix("wall_link:invite") == true)
+            #expect(try await operatorClient.put("/api/v1/walls/beta/cells/1", #"{"stream_id":\#(streamID)}"#).status == .forbidden)
+            #expect(try await operatorClient.put("/api/v1/walls/alpha/audio", #"{"cell":1}"#).status == .ok)
+            #expect(try await operatorClient.get("/api/v1/streams").status == .ok, "an invite reads like a viewer")
+            #expect(try await operatorClient.post("/api/v1/walls", #"{"name":"mine"}"#).status == .forbidden)
+            #expect(try await operatorClient.patch("/api/v1/walls/alpha", #"{"rows":1}"#).status == .forbidden)
+            #expect(try await operatorClient.post("/api/v1/walls/alpha/invites", #"{"role":"operator"}"#).status == .forbidden)
+
+            let viewerToken = try #require(try await team.editor.post("/api/v1/walls/alpha/invites", #"{"role":"viewer"}"#).json["token"] as? String)
+            let viewerClient = APIClient(client, token: viewerToken)
+            #expect(try await viewerClient.get("/api/v1/walls/alpha").status == .ok)
+            #expect(try await viewerClient.delete("/api/v1/walls/alpha/cells/1").status == .forbidden)
+
+            let display = try await team.editor.post("/api/v1/walls/alpha/displays")
+            #expect(display.status == .created, "\(display.text)")
+            let displayToken = try #require(display.json["token"] as? String)
+            #expect(display.json["url"] as? String == "/wall/alpha?token=\(displayToken)" && display.json["expires_at"] is NSNull)
+            let displayClient = APIClient(client, token: displayToken)
+            #expect(try await displayClient.get("/api/v1/walls/alpha").status == .ok)
+            #expect(try await displayClient.get("/api/v1/walls/beta").status == .forbidden)
+            #expect(try await displayClient.get("/api/v1/walls").status == .forbidden)
+            #expect(try await displayClient.get("/api/v1/streams").status == .forbidden, "a display watches its wall only")
+            #expect(try await displayClient.put("/api/v1/walls/alpha/cells/2", #"{"stream_id":\#(streamID)}"#).status == .forbidden)
+
+            // On /events a display receives its wall's changes and nothing else.
+            let socket = WebSocketProbe(port: client.port!, path: "/events?token=\(displayToken)")
+            socket.send(#"{"subscribe":["*"]}"#)
+            #expect(try await socket.nextJSON()["event"] as? String == "subscribed")
+            _ = try await team.editor.post("/api/v1/streams", #"{"link":"https://twitch.tv/not_for_displays"}"#)
+            _ = try await team.editor.put("/api/v1/walls/beta/cells/2", #"{"stream_id":\#(streamID)}"#)
+            _ = try await operatorClient.put("/api/v1/walls/alpha/cells/2", #"{"stream_id":\#(streamID),"blurred":true}"#)
+            let frame = try await socket.nextJSON()
+            #expect(frame["event"] as? String == "wall_changed" && frame["wall"] as? String == "alpha", "\(frame)")
+            app.bus.publish(type: "test_sentinel", payload: ByteBuffer(string: "{}"), visibility: .everyone)
+            #expect(try await socket.nextJSON()["event"] as? String == "test_sentinel", "nothing else reached the display")
+
+            // Listed without tokens; revoking closes the display's socket and refuses its token at once.
+            let listed = try #require(try await team.editor.get("/api/v1/walls/alpha/links").json["links"] as? [[String: Any]])
+            #expect(listed.count == 3 && listed.allSatisfy { $0["token"] == nil && ($0["prefix"] as? String)?.hasPrefix("shw_") == true })
+            let displayID = try #require(display.json["id"] as? Int)
+            let started = ContinuousClock.now
+            #expect(try await team.editor.delete("/api/v1/walls/alpha/links/\(displayID)").status == .noContent)
+            #expect(try await socket.closeFrame(within: 2)?.closeCode == .unknown(4401))
+            #expect(ContinuousClock.now - started < .seconds(1))
+            #expect(try await displayClient.get("/api/v1/walls/alpha").status == .unauthorized)
+            #expect(try await team.editor.delete("/api/v1/walls/beta/links/\(displayID)").status == .notFound)
+
+            // Uses: an invite with max_uses 2 starts two sessions, not three.
+            #expect(try await app.wall.links.use(operatorToken)?.uses == 1)
+            #expect(try await app.wall.links.use(operatorToken)?.uses == 2)
+            #expect(try await app.wall.links.use(operatorToken) == nil)
+
+            // An expired invite is refused like a bad token.
+            let (_, expired) = try await app.wall.links.create(wall: "alpha", kind: .invite, access: .operator, label: nil,
+                                                               expiresAt: Timestamp.now() - 1, maxUses: nil, by: "test")
+            #expect(try await APIClient(client, token: expired).get("/api/v1/walls/alpha").status == .unauthorized)
+            #expect(try await WebSocketProbe(port: client.port!, path: "/events?token=\(expired)").closeFrame()?.closeCode == .unknown(4401))
+
+            // Bad input.
+            for (path, body, status) in [
+                ("/api/v1/walls/alpha/invites", #"{"role":"admin"}"#, 422), ("/api/v1/walls/alpha/invites", #"{"role":"display"}"#, 422),
+                ("/api/v1/walls/alpha/invites", #"{"role":"viewer","expires_in":10}"#, 422),
+                ("/api/v1/walls/alpha/invites", #"{"role":"viewer","max_uses":0}"#, 422),
+                ("/api/v1/walls/alpha/invites", #"{"role":1}"#, 400), ("/api/v1/walls/alpha/invites", #"{"role":"#, 400),
+                ("/api/v1/walls/nowhere/invites", #"{"role":"viewer"}"#, 404), ("/api/v1/walls/alpha/displays", #"{"label":5}"#, 400),
+            ] {
+                let response = try await team.editor.post(path, body)
+                #expect(response.status.code == status, "\(path) \(body) → \(response.status) \(response.text)")
+            }
+            #expect(try await team.viewer.post("/api/v1/walls/alpha/displays").status == .forbidden)
+            #expect(try await APIClient(client, token: "shw_" + String(repeating: "0", count: 64)).get("/api/v1/walls/alpha").status == .unauthorized)
         }
     }
 }

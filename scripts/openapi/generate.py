@@ -223,6 +223,11 @@ WALL = obj({
     "created_at": TIME, "updated_at": TIME, "cells": {"type": "array", "items": ref("WallCell")},
     "urls": obj({"display": STRING, "control": STRING}),
 })
+WALL_LINK = obj({
+    "id": INT, "wall": STRING, "kind": {"type": "string", "enum": ["invite", "display"]}, "role": {"type": "string", "enum": ["operator", "viewer", "display"]},
+    "label": nullable(STRING), "prefix": STRING, "expires_at": nullable(TIME), "max_uses": nullable(INT), "uses": INT, "revoked": BOOL,
+    "created_by": nullable(STRING), "created_at": TIME, "last_used_at": nullable(TIME), "token": STRING, "url": STRING,
+}, required=["id", "wall", "kind", "role", "label", "prefix", "expires_at", "max_uses", "uses", "revoked", "created_by", "created_at", "last_used_at"])
 WALL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "description": "Wall name"}
 CELL_NUMBER = {"name": "cell", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "Cell number, from 1, row by row"}
 GRID_SIDE = {"type": "integer", "minimum": 1, "maximum": 10}
@@ -465,6 +470,19 @@ paths = {
     "/api/v1/walls/{name}/audio": {"put": op("Put the audio on one cell, or none, and set the volume (editor)", {"200": ok(ref("Wall"))}, "walls",
                                              params=[WALL_NAME], body={"type": "object", "properties": {"cell": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
                                                                                                       "volume": {"type": "number", "minimum": 0, "maximum": 1}}})},
+    "/api/v1/walls/{name}/invites": {"post": op("Create an invite link (editor): operator or viewer, expiring, optionally limited in uses; the token is shown once",
+                                               {"201": ok(ref("WallLink"))}, "walls", params=[WALL_NAME],
+                                               body={"type": "object", "properties": {"role": {"type": "string", "enum": ["operator", "viewer"]},
+                                                                                      "expires_in": {"type": "integer", "minimum": 60, "maximum": 2592000},
+                                                                                      "max_uses": {"type": "integer", "minimum": 1, "maximum": 10000},
+                                                                                      "label": optional_string(200)}, "required": ["role"]})},
+    "/api/v1/walls/{name}/displays": {"post": op("Create a display link (editor): watches this wall only, until revoked; the token is shown once",
+                                                {"201": ok(ref("WallLink"))}, "walls", params=[WALL_NAME],
+                                                body={"type": "object", "properties": {"label": optional_string(200)}}, body_required=False)},
+    "/api/v1/walls/{name}/links": {"get": op("A wall's invite and display links, without tokens (editor)",
+                                             {"200": ok(obj({"links": {"type": "array", "items": ref("WallLink")}}))}, "walls", params=[WALL_NAME])},
+    "/api/v1/walls/{name}/links/{link}": {"delete": op("Revoke a link (editor): its token stops working and its sockets close", {"204": NO_CONTENT}, "walls",
+                                                       params=[WALL_NAME, path_id("link", "Link id")])},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 
@@ -485,7 +503,7 @@ document = {
             "Stream": obj(STREAM_FIELDS), "WallStream": WALL_STREAM, "Meta": META, "User": USER, "Token": TOKEN, "Lock": LOCK,
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
-            "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL,
+            "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL, "WallLink": WALL_LINK,
         },
     },
 }

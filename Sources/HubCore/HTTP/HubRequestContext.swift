@@ -31,18 +31,35 @@ public struct HubRequestContext: RequestContext, WebSocketRequestContext {
 
 /// Someone or something a request is made on behalf of.
 public struct Principal: Sendable, Equatable {
-    public enum Kind: String, Sendable { case user, apiKey = "api_key", service }
+    public enum Kind: String, Sendable { case user, apiKey = "api_key", service, wallLink = "wall_link" }
     public var kind: Kind
     public var id: String
     public var role: String
     /// A readable name for logs and the audit trail (an email, an API key's name).
     public var name: String
+    /// What a scoped credential is limited to, e.g. a wall link's wall and what it may do there.
+    public var scope: Scope?
 
-    public init(kind: Kind, id: String, role: String, name: String = "") {
+    /// A credential that opens one thing only: a wall link opens its wall, as an operator (may change
+    /// cells and audio), a viewer (sees everything, changes nothing) or a display (watches that wall only).
+    public struct Scope: Sendable, Equatable {
+        public var wall: String
+        public var access: String
+        public var expiresAt: Double?
+
+        public init(wall: String, access: String, expiresAt: Double?) {
+            self.wall = wall
+            self.access = access
+            self.expiresAt = expiresAt
+        }
+    }
+
+    public init(kind: Kind, id: String, role: String, name: String = "", scope: Scope? = nil) {
         self.kind = kind
         self.id = id
         self.role = role
         self.name = name
+        self.scope = scope
     }
 
     /// How the audit log names this principal, e.g. `user:ada@example.org`, `api_key:checker`.

@@ -28,6 +28,15 @@ public final class Access: Sendable {
     private let denylist = Mutex<[String: Double]>([:])
     /// A real bcrypt hash, verified against when an email is unknown, so that answer takes as long as a wrong password.
     let decoyHash: String
+    /// Resolves credentials of another module by prefix (the wall's `shw_` links); installed at build time.
+    private let scopedResolvers = Mutex<[(prefix: String, resolve: @Sendable (String) async throws -> Principal?)]>([])
+
+    /// Lets a module accept its own scoped credentials (e.g. wall links, `shw_…`) wherever a JWT or API key
+    /// is accepted: REST, `?token=`, and the WebSocket channels. `resolve` answers `nil` for an unknown,
+    /// expired or revoked credential (401).
+    public func addScopedResolver(prefix: String, _ resolve: @escaping @Sendable (String) async throws -> Principal?) {
+        scopedResolvers.withLock { $0.append((prefix, resolve)) }
+    }
 
     init(database: HubDatabase, tokens: TokenService, passwords: Passwords, cacheTTL: Double = 5, logger: Logger) async throws {
         self.database = database
@@ -64,6 +73,10 @@ public final class Access: Sendable {
         if credential.hasPrefix("shk_") {
             return try await apiKeyPrincipal(credential)
         }
+        if let resolver = scopedResolvers.withLock({ list in list.first { credential.hasPrefix($0.prefix) } }) {
+            guard let principal = try await resolver.resolve(credential) else { throw Self.invalid }
+            return principal
+        }
         guard credential.split(separator: ".", omittingEmptySubsequences: false).count == 3,
               let claims = await tokens.verify(credential)
         else { throw Self.invalid }
@@ -76,8 +89,14 @@ public final class Access: Sendable {
     /// as subject (so disabling it closes the socket), and for a JWT its id and expiry.
     public func channelIdentity(for credential: String) async throws -> ChannelIdentity {
         let principal = try await principal(for: credential)
+        let subject = "\(principal.kind.rawValue):\(principal.id)"
+        if let scope = principal.scope {
+            // A display watches its wall only; invites read like a viewer.
+            let audience: Audience = Role(rawValue: principal.role).map { .role($0) } ?? .display(wall: scope.wall)
+            return ChannelIdentity(audience: audience, subject: subject, expiresAt: scope.expiresAt, name: principal.name)
+        }
         guard let role = Role(rawValue: principal.role) else { throw Self.invalid }
-        var identity = ChannelIdentity(audience: .role(role), subject: "\(principal.kind.rawValue):\(principal.id)", name: principal.name)
+        var identity = ChannelIdentity(audience: .role(role), subject: subject, name: principal.name)
         if principal.kind == .user, let claims = await tokens.verify(credential) {
             identity.tokenID = claims.jti.value
             identity.expiresAt = claims.exp.value.timeIntervalSince1970

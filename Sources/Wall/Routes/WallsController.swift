@@ -8,6 +8,7 @@ import Registry
 /// editor. Every change is a `wall_changed` event.
 struct WallsController {
     let store: WallStore
+    let links: WallLinks
     let registry: RegistryService
     let recorder: RecorderModule
 
@@ -56,6 +57,18 @@ struct WallsController {
         let volume: Double?
     }
 
+    struct InviteBody: Decodable {
+        let role: String
+        let expiresIn: Int?
+        let maxUses: Int?
+        let label: String?
+        enum CodingKeys: String, CodingKey { case role, expiresIn = "expires_in", maxUses = "max_uses", label }
+    }
+
+    struct DisplayBody: Decodable {
+        let label: String?
+    }
+
     func addRoutes(to group: RouterGroup<HubRequestContext>) {
         group.get("walls") { _, context in
             try context.require(.viewer)
@@ -73,8 +86,9 @@ struct WallsController {
             return jsonResponse(wall.json, status: .created, headers: [.location: "/api/v1/walls/\(wall.name)"])
         }
         group.get("walls/:name") { _, context in
-            try context.require(.viewer)
-            return jsonResponse(try await store.get(try Self.name(context)).json)
+            let name = try Self.name(context)
+            try Self.requireRead(context, wall: name)
+            return jsonResponse(try await store.get(name).json)
         }
         group.patch("walls/:name") { request, context in
             let principal = try context.require(.editor)
@@ -91,24 +105,91 @@ struct WallsController {
             return Response(status: .noContent)
         }
         group.put("walls/:name/cells/:cell") { request, context in
-            let principal = try context.require(.editor)
             let name = try Self.name(context)
+            let principal = try Self.requireOperate(context, wall: name)
             let number = try Self.cellNumber(context)
             let body = try await request.decodeJSON(as: CellBody.self, limit: Self.bodyLimit)
             let cell = try await validate(body, number: number)
             return jsonResponse(try await store.setCell(name, number, to: cell, by: principal.actor).json)
         }
         group.delete("walls/:name/cells/:cell") { _, context in
-            let principal = try context.require(.editor)
-            return jsonResponse(try await store.clearCell(try Self.name(context), try Self.cellNumber(context), by: principal.actor).json)
+            let name = try Self.name(context)
+            let principal = try Self.requireOperate(context, wall: name)
+            return jsonResponse(try await store.clearCell(name, try Self.cellNumber(context), by: principal.actor).json)
         }
         group.put("walls/:name/audio") { request, context in
-            let principal = try context.require(.editor)
             let name = try Self.name(context)
+            let principal = try Self.requireOperate(context, wall: name)
             let body = try await request.decodeJSON(as: AudioBody.self, limit: Self.bodyLimit)
             if let volume = body.volume, !(volume.isFinite && (0...1).contains(volume)) { throw HubError.validation("volume must be from 0 to 1") }
             return jsonResponse(try await store.setAudio(name, cell: body.cell, volume: body.volume, by: principal.actor).json)
         }
+    }
+
+    /// Invites and display links (editor): create (the token is shown once), list, revoke. Revoking closes
+    /// the link's open sockets on every instance.
+    func addLinkRoutes(to group: RouterGroup<HubRequestContext>) {
+        group.post("walls/:name/invites") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            _ = try await store.get(name)
+            let body = try await request.decodeJSON(as: InviteBody.self, limit: Self.bodyLimit)
+            guard let access = WallLinks.Access(rawValue: body.role.lowercased()), access != .display else {
+                throw HubError.validation("role must be operator or viewer")
+            }
+            let expiresIn = body.expiresIn ?? 86_400
+            guard (60...(30 * 86_400)).contains(expiresIn) else { throw HubError.validation("expires_in must be from 60 to 2592000 seconds (30 days)") }
+            if let uses = body.maxUses, !(1...10_000).contains(uses) { throw HubError.validation("max_uses must be from 1 to 10000") }
+            let (link, token) = try await links.create(wall: name, kind: .invite, access: access, label: try Self.title(body.label),
+                                                       expiresAt: Timestamp.now() + Double(expiresIn), maxUses: body.maxUses, by: principal.actor)
+            return jsonResponse(link.json(token: token), status: .created)
+        }
+        group.post("walls/:name/displays") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            _ = try await store.get(name)
+            let buffer = try await request.collectBody(limit: Self.bodyLimit)
+            let body = buffer.readableBytes == 0 ? DisplayBody(label: nil) : try Request.decodeJSON(DisplayBody.self, from: buffer)
+            let (link, token) = try await links.create(wall: name, kind: .display, access: .display, label: try Self.title(body.label),
+                                                       expiresAt: nil, maxUses: nil, by: principal.actor)
+            return jsonResponse(link.json(token: token), status: .created)
+        }
+        group.get("walls/:name/links") { _, context in
+            try context.require(.editor)
+            let name = try Self.name(context)
+            _ = try await store.get(name)
+            return jsonResponse("{\"links\":[" + (try await links.list(wall: name)).map { $0.json() }.joined(separator: ",") + "]}")
+        }
+        group.delete("walls/:name/links/:link") { _, context in
+            try context.require(.editor)
+            let name = try Self.name(context)
+            let id = try context.id("link", entity: "link")
+            guard try await links.revoke(id, wall: name) != nil else { throw HubError.notFound("wall '\(name)' has no link \(id)") }
+            registry.announceAccountChanged("wall_link:\(id)")
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Reading a wall: a signed-in viewer or better (invites read like viewers), or a display link of this wall.
+    @discardableResult
+    static func requireRead(_ context: HubRequestContext, wall: String) throws -> Principal {
+        if let principal = context.principal, let scope = principal.scope, scope.access == WallLinks.Access.display.rawValue {
+            guard scope.wall == wall else { throw HubError.forbidden("this display link watches wall '\(scope.wall)' only") }
+            return principal
+        }
+        return try context.require(.viewer)
+    }
+
+    /// Changing cells and audio: an editor or better, or an operator invite of this wall.
+    static func requireOperate(_ context: HubRequestContext, wall: String) throws -> Principal {
+        if let principal = context.principal, let scope = principal.scope {
+            guard scope.wall == wall, scope.access == WallLinks.Access.operator.rawValue else {
+                throw HubError.forbidden(scope.access == WallLinks.Access.operator.rawValue
+                    ? "this invite operates wall '\(scope.wall)' only" : "this link may watch, not change, the wall")
+            }
+            return principal
+        }
+        return try context.require(.editor)
     }
 
     static func name(_ context: HubRequestContext) throws -> String {
