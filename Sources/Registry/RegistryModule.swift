@@ -28,7 +28,7 @@ public struct RegistryModule: Sendable {
         self.realtime = realtime
         self.logger = logger
         let access = self.access
-        realtime.channelAuth.setTokenResolver { credential in try await access.channelIdentity(for: credential) }
+        realtime.channelAuth.setTokenResolver { credential in try await access.channelSession(for: credential).identity }
     }
 
     /// `/api/v1` with the registry's authentication and write limits, for other modules' routes too.

@@ -44,7 +44,6 @@ public struct EventVisibility: Sendable, Hashable {
     public static let everyone = EventVisibility(everyone: true)
     /// Signed-in viewers, editors and admins: what `GET /api/v1/...` gives a viewer (streams, recordings).
     public static let viewers = EventVisibility(minimumRole: .viewer)
-    public static let editors = EventVisibility(minimumRole: .editor)
     /// The default of an event that declared nothing.
     public static let admins = EventVisibility(minimumRole: .admin)
     /// Instance-to-instance coordination: no client ever receives it.

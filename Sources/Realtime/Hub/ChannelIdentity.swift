@@ -23,10 +23,4 @@ public struct ChannelIdentity: Sendable, Equatable {
     }
 
     public static let anonymous = ChannelIdentity(audience: .anonymous)
-
-    /// The role, for a user or API key.
-    public var role: Role? {
-        if case .role(let role) = audience { return role }
-        return nil
-    }
 }

@@ -69,39 +69,41 @@ public final class Access: Sendable {
 
     /// Resolves one credential (a JWT or an API key); 401 when it is not valid now.
     public func principal(for credential: String) async throws -> Principal {
+        try await resolve(credential).principal
+    }
+
+    /// The principal behind a credential, and for a JWT its verified claims.
+    private func resolve(_ credential: String) async throws -> (principal: Principal, claims: LoginClaims?) {
         guard !credential.isEmpty, credential.utf8.count <= 4096 else { throw Self.invalid }
         if credential.hasPrefix("shk_") {
-            return try await apiKeyPrincipal(credential)
+            return (try await apiKeyPrincipal(credential), nil)
         }
         if let resolver = scopedResolvers.withLock({ list in list.first { credential.hasPrefix($0.prefix) } }) {
             guard let principal = try await resolver.resolve(credential) else { throw Self.invalid }
-            return principal
+            return (principal, nil)
         }
         guard credential.split(separator: ".", omittingEmptySubsequences: false).count == 3,
               let claims = await tokens.verify(credential)
         else { throw Self.invalid }
         guard !isRevoked(claims.jti.value), let userID = Int64(claims.sub.value) else { throw Self.invalid }
         guard let user = try await user(id: userID), !user.disabled else { throw Self.invalid }
-        return Principal(kind: .user, id: String(user.id), role: user.role.rawValue, name: user.email)
+        return (Principal(kind: .user, id: String(user.id), role: user.role.rawValue, name: user.email), claims)
     }
 
-    /// The identity a WebSocket channel routes by, for a JWT or API key: its role as audience, the account
-    /// as subject (so disabling it closes the socket), and for a JWT its id and expiry.
-    public func channelIdentity(for credential: String) async throws -> ChannelIdentity {
-        let principal = try await principal(for: credential)
+    /// A credential resolved once for a WebSocket channel: the principal (what REST would see) and the
+    /// identity the hub routes by — its role as audience, the account as subject (so disabling it closes the
+    /// socket), and for a JWT its id and expiry.
+    public func channelSession(for credential: String) async throws -> (principal: Principal, identity: ChannelIdentity) {
+        let (principal, claims) = try await resolve(credential)
         let subject = "\(principal.kind.rawValue):\(principal.id)"
         if let scope = principal.scope {
             // A display watches its wall only; invites read like a viewer.
             let audience: Audience = Role(rawValue: principal.role).map { .role($0) } ?? .display(wall: scope.wall)
-            return ChannelIdentity(audience: audience, subject: subject, expiresAt: scope.expiresAt, name: principal.name)
+            return (principal, ChannelIdentity(audience: audience, subject: subject, expiresAt: scope.expiresAt, name: principal.name))
         }
         guard let role = Role(rawValue: principal.role) else { throw Self.invalid }
-        var identity = ChannelIdentity(audience: .role(role), subject: subject, name: principal.name)
-        if principal.kind == .user, let claims = await tokens.verify(credential) {
-            identity.tokenID = claims.jti.value
-            identity.expiresAt = claims.exp.value.timeIntervalSince1970
-        }
-        return identity
+        return (principal, ChannelIdentity(audience: .role(role), subject: subject, tokenID: claims?.jti.value,
+                                           expiresAt: claims?.exp.value.timeIntervalSince1970, name: principal.name))
     }
 
     static let invalid = HubError.unauthorized("the token or API key is invalid, expired or revoked; sign in again", code: "invalid_token")

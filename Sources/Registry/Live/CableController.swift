@@ -46,9 +46,9 @@ struct CableController {
             var identity = ChannelIdentity.anonymous
             if let token = uri.queryParameters["token"] {
                 // A bad token refuses the upgrade; the HTTP route below explains why.
-                let principal = try await access.principal(for: String(token))
-                identity = try await access.channelIdentity(for: String(token))
-                session.principal.withLock { $0 = principal }
+                let resolved = try await access.channelSession(for: String(token))
+                identity = resolved.identity
+                session.principal.withLock { $0 = resolved.principal }
             }
             return HubWebSocketRoutes.Accepted(
                 topic: Self.topic, identity: identity, filter: .only([]), replayHistory: false,
@@ -148,8 +148,7 @@ struct CableController {
             let access = self.access
             Task {
                 do {
-                    let principal = try await access.principal(for: credential)
-                    let identity = try await access.channelIdentity(for: credential)
+                    let (principal, identity) = try await access.channelSession(for: credential)
                     let first = session.principal.withLock { current -> Bool in
                         guard current == nil else { return false }
                         current = principal

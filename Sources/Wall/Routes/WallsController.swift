@@ -94,10 +94,10 @@ struct WallsController {
             let principal = try context.require(.editor)
             let name = try Self.name(context)
             let body = try await request.decodeJSON(as: WallChange.self, limit: Self.bodyLimit)
-            let current = try await store.get(name)
-            let (columns, rows) = try Self.grid(columns: body.columns ?? current.columns, rows: body.rows ?? current.rows)
+            // Only what was sent is checked and applied; the rest is read inside the wall's transaction.
+            _ = try Self.grid(columns: body.columns ?? 1, rows: body.rows ?? 1)
             let title: String?? = try body.title.map { try Self.title($0) }
-            return jsonResponse(try await store.update(name, title: title, columns: columns, rows: rows, by: principal.actor).json)
+            return jsonResponse(try await store.update(name, title: title, columns: body.columns, rows: body.rows, by: principal.actor).json)
         }
         group.delete("walls/:name") { _, context in
             let principal = try context.require(.editor)
