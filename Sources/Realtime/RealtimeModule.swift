@@ -17,6 +17,8 @@ public struct RealtimeModule: Sendable {
     public let channelAuth: ChannelAuthenticator
     let bus: EventBus
     let configuration: HubConfiguration
+    /// The hub topic of `WS /events`, for modules that send its clients events of their own.
+    public static let eventsTopic = EventsController.topic
 
     public init(configuration: HubConfiguration, bus: EventBus, clock: any WallClock = SystemWallClock(),
                 historyPolicies: [(prefix: String, capacity: Int, maxAge: Double)] = [],

@@ -105,6 +105,26 @@ public struct RecorderModule: Sendable {
         }
     }
 
+    /// The recordings (as the API shows them) among these ids, for other modules that show them (the wall).
+    public func recordingsJSON(ids: [String]) async throws -> [String] {
+        var answers: [String] = []
+        for id in Set(ids).sorted() where RecordingID.isValid(id) {
+            if let recording = try await supervisor.recording(id) { answers.append(recording.json) }
+        }
+        return answers
+    }
+
+    /// The recordings of these registry streams that are running (starting, recording or stalled), as the
+    /// API shows them: what a wall can rewind.
+    public func runningRecordingsJSON(streamIDs: [Int64]) async throws -> [String] {
+        guard !streamIDs.isEmpty else { return [] }
+        let rows = try await supervisor.database.reader.raw("""
+            SELECT id FROM recordings WHERE stream_id IN (\(unsafeRaw: streamIDs.map(String.init).joined(separator: ",")))
+            AND state IN ('starting', 'recording', 'stalled') ORDER BY created_at DESC LIMIT 500
+            """).all()
+        return try await recordingsJSON(ids: try rows.map { try $0.decode(column: "id", as: String.self) })
+    }
+
     /// Whether a recording with this id exists (running or not), for other modules that refer to one.
     public func recordingExists(_ id: String) async throws -> Bool {
         try await supervisor.recording(id) != nil

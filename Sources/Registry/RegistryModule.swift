@@ -53,14 +53,22 @@ public struct RegistryModule: Sendable {
         ]
     }
 
+    /// What the log and the front page say while there are no users.
+    public static let firstAdminHint = """
+        no users yet: create the first admin with \
+        `streamhub user create --email you@example.org --role admin` (it asks for the password; \
+        or pipe it in with --password-stdin), using the same --data-dir / STREAMHUB_DATABASE_URL as this server
+        """
+
+    /// Whether any user exists (the front page explains how to create the first admin when none does).
+    public func hasUsers() async throws -> Bool {
+        try await AccountStore.userCount(on: service.database.sql) > 0
+    }
+
     /// Logs how to create the first admin when there are no users yet.
     public func greetIfEmpty() async {
         guard let count = try? await AccountStore.userCount(on: service.database.sql), count == 0 else { return }
-        logger.notice("""
-            no users yet: create the first admin with \
-            `streamhub user create --email you@example.org --role admin` (it asks for the password; \
-            or pipe it in with --password-stdin), using the same --data-dir / STREAMHUB_DATABASE_URL as this server
-            """)
+        logger.notice("\(Self.firstAdminHint)")
     }
 }
 

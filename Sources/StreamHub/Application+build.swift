@@ -127,8 +127,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule,
                                   logger: logger, metrics: factory)
     recorder.addRoutes(to: router, api: api)
-    let wall = WallModule(database: database, bus: bus, registry: registryModule, recorder: recorder, logger: logger)
-    wall.addRoutes(api: api)
+    let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
+    wall.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -146,6 +146,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += discovery.services
     services += status.services
     services += recorder.services
+    services += wall.services
     let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
                                  interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
     services.append(grpc)

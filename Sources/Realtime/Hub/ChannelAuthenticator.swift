@@ -10,7 +10,8 @@ import Synchronization
 /// A client presents one credential:
 /// - a login token (JWT) or API key: `Authorization: Bearer …`, or `?token=` for browsers;
 /// - a service key: `X-Service-Key`, or `?key=`;
-/// - another key a module understands (an overlay key, a display link): `?key=`.
+/// - another key a module understands (an overlay key, a display link): `?key=`;
+/// - the pages' session cookie (see `PageSession`), from a page of this server only.
 ///
 /// Realtime knows no accounts: the registry installs the token resolver and other modules add key
 /// resolvers while the application is built, before the server accepts connections.
@@ -64,6 +65,13 @@ public final class ChannelAuthenticator: Sendable {
         }
         if let key = uri.queryParameters["key"] {
             return await self.key(String(key))
+        }
+        if let session = PageSession.credential(cookieHeader: headers[canonicalForm: "Cookie"].joined(separator: "; ")) {
+            // A browser sends the pages' cookie on its own: only a page of this server may use it.
+            guard PageSession.isSameOrigin(origin: headers.first(name: "Origin"), host: headers.first(name: "Host")) else {
+                return .refused(code: ChannelCloseCode.forbidden, reason: "the session cookie is only accepted from StreamHub's own pages")
+            }
+            return await token(session)
         }
         return Self.missing
     }

@@ -108,6 +108,15 @@ struct SegmentIndex: Sendable {
             """).all().map(Self.segment)
     }
 
+    /// The `count` segments that started before `moment`, oldest first (a live window delayed to `moment`).
+    func ending(_ recording: String, before moment: Double, count: Int) async throws -> [RecordedSegment] {
+        try await database.reader.raw("""
+            SELECT \(unsafeRaw: Self.columns) FROM recording_segments WHERE recording_id = \(bind: recording)
+            AND starts_at <= \(bind: moment) AND starts_at > \(bind: moment - 3600)
+            ORDER BY sequence DESC LIMIT \(bind: count)
+            """).all().map(Self.segment).reversed()
+    }
+
     /// Every file name the index lists for a recording (segments and init sections).
     func fileNames(_ recording: String) async throws -> Set<String> {
         var names = Set<String>()

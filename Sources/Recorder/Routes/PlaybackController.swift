@@ -104,6 +104,21 @@ final class PlaybackController: Sendable {
             supervisor.handouts.note(id, lowest: playlist.mediaSequence)
             return playlistResponse(ByteBuffer(string: playlist.render()), cache: "no-cache")
         }
+        if let raw = request.uri.queryParameters["behind"] {
+            // A live window delayed by `behind` seconds: it slides like the live one, that far back (the wall's rewind).
+            guard let behind = Double(String(raw)), behind.isFinite, (0...(7 * 86_400)).contains(behind) else {
+                throw HubError.badRequest("behind must be seconds from 0 to 604800", code: "invalid_behind")
+            }
+            try await requireRecording(id)
+            let segments = try await supervisor.index.ending(id, before: Timestamp.now() - behind, count: 5)
+            guard let first = segments.first else { throw HubError.notFound("nothing recorded \(Int(behind)) seconds ago") }
+            let before = try await supervisor.index.discontinuities(id, before: first.sequence)
+            guard let playlist = PlaylistWindows.live(segments, count: 5, uriPrefix: uriPrefix, discontinuitiesBefore: before) else {
+                throw HubError.notFound("nothing recorded yet")
+            }
+            supervisor.handouts.note(id, lowest: playlist.mediaSequence)
+            return playlistResponse(ByteBuffer(string: playlist.render()), cache: "no-cache")
+        }
         if let body = liveFromMemory(id, uriPrefix: uriPrefix) { return playlistResponse(body, cache: "no-cache") }
         try await requireRecording(id)
         let segments = try await supervisor.index.recent(id, limit: 5)

@@ -49,7 +49,8 @@ public final class Access: Sendable {
     }
 
     /// The principal behind the request's credentials: `Authorization: Bearer …`, `X-API-Key`, or (for GET
-    /// requests, which clients without headers make) `?token=`. `nil` without credentials; 401 for bad ones.
+    /// requests, which clients without headers make) `?token=`, or the pages' session cookie. `nil` without
+    /// credentials; 401 for bad ones.
     func authenticate(_ request: Request) async throws -> Principal? {
         var credential: String?
         if let header = request.headers[.authorization] {
@@ -62,6 +63,16 @@ public final class Access: Sendable {
             credential = key.trimmingCharacters(in: .whitespaces)
         } else if request.method == .get || request.method == .head, let token = request.uri.queryParameters["token"] {
             credential = String(token)
+        } else if let session = PageSession.credential(cookieHeader: request.headers[.cookie]) {
+            // The pages' session cookie: a write must come from one of our pages (see `PageSession`).
+            if request.method != .get && request.method != .head && request.method != .options {
+                guard request.headers[HTTPField.Name(PageSession.pageHeader)!] != nil,
+                      PageSession.isSameOrigin(origin: request.headers[.origin], host: request.head.authority)
+                else {
+                    throw HubError.forbidden("a write with the session cookie must come from a StreamHub page (\(PageSession.pageHeader) header, same origin)")
+                }
+            }
+            credential = session
         }
         guard let credential else { return nil }
         return try await principal(for: credential)

@@ -42,6 +42,12 @@ public struct Wall: Sendable, Equatable {
 
     public var cellCount: Int { columns * rows }
 
+    /// The registry streams the wall shows or falls back to.
+    public var streamIDs: Set<Int64> { Set(cells.flatMap { [$0.streamID, $0.fallbackStreamID].compactMap { $0 } }) }
+
+    /// The recordings the wall shows.
+    public var recordingIDs: Set<String> { Set(cells.compactMap(\.recordingID)) }
+
     /// The wall as the API and `wall_changed` events show it: every cell of the grid, empty ones as `null`
     /// content, so a client can draw the grid from this object alone.
     public var json: String {

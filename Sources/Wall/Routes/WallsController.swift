@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import Hummingbird
+import NIOCore
 import Recorder
 import Registry
 
@@ -11,8 +12,11 @@ struct WallsController {
     let links: WallLinks
     let registry: RegistryService
     let recorder: RecorderModule
+    let bus: EventBus
 
     static let bodyLimit = 16 * 1024
+    /// `wall_presence`: who has a wall's pages open (each page says so every 10 s; gone after `ttl`).
+    static let presenceEvent = "wall_presence"
 
     struct NewWall: Decodable {
         let name: String
@@ -69,6 +73,12 @@ struct WallsController {
         let label: String?
     }
 
+    struct PresenceBody: Decodable {
+        let session: String
+        let page: String?
+        let state: String?
+    }
+
     func addRoutes(to group: RouterGroup<HubRequestContext>) {
         group.get("walls") { _, context in
             try context.require(.viewer)
@@ -116,6 +126,40 @@ struct WallsController {
             let name = try Self.name(context)
             let principal = try Self.requireOperate(context, wall: name)
             return jsonResponse(try await store.clearCell(name, try Self.cellNumber(context), by: principal.actor).json)
+        }
+        // What the wall shows, for whoever may read the wall (its displays too): the streams (and fallbacks)
+        // and recordings in its cells, as the API shows them.
+        group.get("walls/:name/sources") { _, context in
+            let name = try Self.name(context)
+            try Self.requireRead(context, wall: name)
+            let wall = try await store.get(name)
+            let streams = try await registry.streams(ids: wall.streamIDs.sorted())
+            // The recordings the cells show, and the running recordings of the cells' streams (a tile can rewind those).
+            let recordings = try await recorder.recordingsJSON(ids: wall.recordingIDs.sorted())
+                + recorder.runningRecordingsJSON(streamIDs: wall.streamIDs.sorted())
+            return jsonResponse("{\"streams\":[" + streams.map(\.json).joined(separator: ",") + "],\"recordings\":["
+                + recordings.joined(separator: ",") + "]}")
+        }
+        // Presence: a page open on the wall says so every 10 s (`state: "here"`) and on leaving (`"gone"`);
+        // every control page shows who is there. Nothing is stored: an entry lapses after `ttl` seconds.
+        group.post("walls/:name/presence") { request, context in
+            let name = try Self.name(context)
+            let principal = try Self.requireRead(context, wall: name)
+            let body = try await request.decodeJSON(as: PresenceBody.self, limit: 1024)
+            guard (16...64).contains(body.session.utf8.count),
+                  body.session.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || $0 == 45 })
+            else { throw HubError.validation("session must be 16-64 letters, digits or '-'") }
+            let page = body.page ?? "control"
+            guard ["control", "display"].contains(page) else { throw HubError.validation("page must be control or display") }
+            let state = body.state ?? "here"
+            guard ["here", "gone"].contains(state) else { throw HubError.validation("state must be here or gone") }
+            _ = try await store.get(name)
+            let who = principal.scope.map { scope in "\(scope.access) link" + (principal.name.isEmpty ? "" : " (\(principal.id))") } ?? principal.name
+            bus.publish(type: Self.presenceEvent, payload: ByteBuffer(string: JSONText.object([
+                ("wall", .string(name)), ("session", .string(body.session)), ("page", .string(page)), ("state", .string(state)),
+                ("name", .string(who)), ("role", .string(principal.scope?.access ?? principal.role)), ("ttl", .int(30)),
+            ])), visibility: EventVisibility.viewers.adding(wall: name))
+            return Response(status: .accepted)
         }
         group.put("walls/:name/audio") { request, context in
             let name = try Self.name(context)

@@ -1,7 +1,7 @@
 /// Escaping for HTML text and attribute values: every character that could end a text run or an
 /// attribute, or start markup, is written as a character reference.
-enum HTML {
-    static func escape(_ text: String) -> String {
+public enum HTML {
+    public static func escape(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
@@ -23,7 +23,7 @@ enum HTML {
 
     /// JSON for an inline `<script type="application/json">`: `<`, `>`, `&` and U+2028/9 escaped so no
     /// string inside can close the script element.
-    static func scriptJSON(_ json: String) -> String {
+    public static func scriptJSON(_ json: String) -> String {
         var out = ""
         for scalar in json.unicodeScalars {
             switch scalar {
