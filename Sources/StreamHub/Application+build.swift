@@ -132,7 +132,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
-            .reduce("") { $0 + "/" + $1 }
+            .reduce("") { $0 + "/" + $1 }.nonEmpty(or: "/")
     }
 
     let address = configuration.host.hasPrefix("/")
@@ -171,3 +171,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
 
 /// Every module's migrations, in one list.
 public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all
+
+extension String {
+    fileprivate func nonEmpty(or fallback: String) -> String { isEmpty ? fallback : self }
+}

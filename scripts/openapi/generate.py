@@ -228,6 +228,12 @@ WALL_LINK = obj({
     "label": nullable(STRING), "prefix": STRING, "expires_at": nullable(TIME), "max_uses": nullable(INT), "uses": INT, "revoked": BOOL,
     "created_by": nullable(STRING), "created_at": TIME, "last_used_at": nullable(TIME), "token": STRING, "url": STRING,
 }, required=["id", "wall", "kind", "role", "label", "prefix", "expires_at", "max_uses", "uses", "revoked", "created_by", "created_at", "last_used_at"])
+HTML_PAGE = {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}, "303": {"description": "To sign in, or the same page without ?token="},
+             "401": {"description": "The link is invalid, expired, revoked or used up (HTML)"}, "403": {"description": "Not for this session (HTML)"},
+             "404": {"description": "No such wall (HTML)"}}
+PAGE_TOKEN = query("token", STRING, "A login JWT, invite or display link: becomes the session cookie, then leaves the address bar")
+SESSION = obj({"signed_in": BOOL, "kind": STRING, "id": STRING, "role": STRING, "name": STRING, "scope": {"type": ["object", "null"]},
+               "setup": {"type": ["string", "null"]}})
 WALL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "description": "Wall name"}
 CELL_NUMBER = {"name": "cell", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "Cell number, from 1, row by row"}
 GRID_SIDE = {"type": "integer", "minimum": 1, "maximum": 10}
@@ -325,6 +331,21 @@ paths = {
                                         query("entity_id", {"type": "string", "maxLength": 200}, "Id of the entity"),
                                         query("actor", {"type": "string", "maxLength": 200}, "e.g. user:ada@example.org"),
                                         query("since", STRING, "ISO 8601 time or Unix seconds"), query("until", STRING, "ISO 8601 time or Unix seconds")] + PAGING)},
+    "/": {"get": op("The front door (HTML): sign in, then the walls, live streams, recordings and overlays at a glance", HTML_PAGE, "pages",
+                    params=[PAGE_TOKEN], security=False)},
+    "/admin": {"get": op("The admin page (HTML; viewer or better, else a redirect to sign in)", HTML_PAGE, "pages", params=[PAGE_TOKEN], security=False)},
+    "/wall/{name}": {"get": op("A wall's display (HTML; viewer, invite or display link of this wall)", HTML_PAGE, "pages", params=[WALL_NAME, PAGE_TOKEN], security=False)},
+    "/wall/{name}/control": {"get": op("A wall's control page (HTML; viewer or invite of this wall; changes need an editor or operator invite)", HTML_PAGE, "pages",
+                                       params=[WALL_NAME, PAGE_TOKEN], security=False)},
+    "/assets/{file}": {"get": op("A file of the pages (CSS, JavaScript module, icon)", {"200": {"description": "The file", "content": {
+        "text/css": {"schema": STRING}, "text/javascript": {"schema": STRING}, "image/svg+xml": {"schema": STRING}}}, "304": {"description": "Not modified"}, "404": {"description": "No such file"}},
+        "pages", params=[{"name": "file", "in": "path", "required": True, "schema": STRING}], security=False)},
+    "/session": {
+        "get": op("Who the pages' session cookie is", {"200": ok(SESSION)}, "pages", security=False),
+        "post": op("Start a page session from a login JWT, invite or display link (sets the HttpOnly cookie; needs X-StreamHub-Page)", {"200": ok(SESSION)}, "pages",
+                   body=obj({"token": {"type": "string", "minLength": 1, "maxLength": 4096}}, required=["token"]), security=False),
+        "delete": op("End the page session (clears the cookie; needs X-StreamHub-Page)", {"204": NO_CONTENT}, "pages", security=False),
+    },
     "/overlay/{key}": {"get": op("The overlay page for OBS (HTML)", {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}}, "overlays",
                                 params=[{"name": "key", "in": "path", "required": True, "schema": STRING}], security=False)},
     "/overlay/captions/{key}": {"get": op("The captions-only overlay page (HTML)", {"200": {"description": "HTML", "content": {"text/html": {"schema": STRING}}}}, "overlays",
@@ -432,8 +453,9 @@ paths = {
         "video/mp4": {"schema": STRING}, "video/mp2t": {"schema": STRING}}}, "206": {"description": "Part of the file (Range)", "content": {
         "video/mp4": {"schema": STRING}, "video/mp2t": {"schema": STRING}}}, "416": {"description": "Range not satisfiable"}}, "recorder",
         params=[RECORDING_ID, EXPORT_ID])},
-    "/recordings/{id}/live.m3u8": {"get": op("Live playlist: the last 5 segments, sliding (?utc= starts the window at that moment)",
-                                             {"200": PLAYLIST}, "playback", params=[RECORDING_ID, query("utc", STRING, "Unix seconds or YYYYMMDDHHMMSS (UTC)")],
+    "/recordings/{id}/live.m3u8": {"get": op("Live playlist: the last 5 segments, sliding (?utc= starts the window at that moment; ?behind= slides N seconds behind live)",
+                                             {"200": PLAYLIST}, "playback", params=[RECORDING_ID, query("utc", STRING, "Unix seconds or YYYYMMDDHHMMSS (UTC)"),
+                                                                                    query("behind", {"type": "number", "minimum": 0, "maximum": 604800}, "Seconds behind live (the wall's rewind)")],
                                              security=False)},
     "/recordings/{id}/start/{timestamp}/{minutes}/vod.m3u8": {"get": op("VOD playlist of every segment overlapping the window", {"200": PLAYLIST},
                                                                          "playback", params=[RECORDING_ID, TIMESTAMP, MINUTES], security=False)},
@@ -470,6 +492,13 @@ paths = {
     "/api/v1/walls/{name}/audio": {"put": op("Put the audio on one cell, or none, and set the volume (editor)", {"200": ok(ref("Wall"))}, "walls",
                                              params=[WALL_NAME], body={"type": "object", "properties": {"cell": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
                                                                                                       "volume": {"type": "number", "minimum": 0, "maximum": 1}}})},
+    "/api/v1/walls/{name}/sources": {"get": op("The streams (and fallbacks) and recordings a wall shows, with the running recordings of its streams (viewer, or a link of this wall)",
+                                               {"200": ok(obj({"streams": {"type": "array", "items": ref("Stream")}, "recordings": {"type": "array", "items": ref("Recording")}}))},
+                                               "walls", params=[WALL_NAME])},
+    "/api/v1/walls/{name}/presence": {"post": op("Say that a page is open on the wall (every 10 s) or has left: a wall_presence event, nothing stored (viewer, or a link of this wall)",
+                                                {"202": {"description": "Announced"}}, "walls", params=[WALL_NAME],
+                                                body=obj({"session": {"type": "string", "pattern": "^[A-Za-z0-9-]{16,64}$"}, "page": {"type": "string", "enum": ["control", "display"]},
+                                                          "state": {"type": "string", "enum": ["here", "gone"]}}, required=["session"]))},
     "/api/v1/walls/{name}/invites": {"post": op("Create an invite link (editor): operator or viewer, expiring, optionally limited in uses; the token is shown once",
                                                {"201": ok(ref("WallLink"))}, "walls", params=[WALL_NAME],
                                                body={"type": "object", "properties": {"role": {"type": "string", "enum": ["operator", "viewer"]},
