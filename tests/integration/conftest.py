@@ -58,7 +58,7 @@ class Server:
     """One streamhub process with its own data directory and port."""
 
     def __init__(self, data_dir: str, extra_env: dict | None = None, args: list | None = None):
-        self.port = free_port()
+        self.port = int((extra_env or {}).get("STREAMHUB_PORT") or free_port())
         self.data_dir = data_dir
         self.log_path = Path(data_dir) / f"server-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}

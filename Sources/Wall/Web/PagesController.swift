@@ -22,9 +22,15 @@ struct PagesController {
 
     /// What the pages may load: their own scripts and styles only, media from this server and from the
     /// HLS links of the registry, sandboxed frames for page tiles, and WebSockets back to this server.
-    static let contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        + "media-src 'self' blob: http: https:; connect-src 'self'; frame-src http: https:; object-src 'none'; "
-        + "base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+    static let contentSecurityPolicy = policy(connect: "'self'")
+    /// The display may also fetch HLS from other servers (its MediaSource player, where the browser has no native HLS).
+    static let displayPolicy = policy(connect: "'self' http: https:")
+
+    static func policy(connect: String) -> String {
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            + "media-src 'self' blob: http: https:; connect-src \(connect); frame-src http: https:; object-src 'none'; "
+            + "base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+    }
 
     enum Page: String {
         case home = "index.html", admin = "admin.html", display = "display.html", control = "control.html"
@@ -103,7 +109,7 @@ struct PagesController {
         }
         guard let asset = assets.files[page.rawValue] else { throw HubError.internalError() }
         var response = serve(asset, request: request)
-        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[.contentSecurityPolicy] = page == .display ? Self.displayPolicy : Self.contentSecurityPolicy
         response.headers[.referrerPolicy] = "no-referrer"
         response.headers[.xContentTypeOptions] = "nosniff"
         return response

@@ -10,6 +10,7 @@ let current = null;
 let panel = null;
 const locks = new Map();   // stream id → {locked_by, expires_at}
 const handlers = new Set(); // event handlers of the open tab
+const cleanups = new Set(); // what the open tab runs when another one opens
 
 function tab(id, label, role, draw) { tabs.push({ id, label, role, draw }); }
 
@@ -118,7 +119,7 @@ function streamRow(stream, list) {
     el("td", { text: stream.platform }),
     el("td", { class: "muted", text: when(stream.updated_at) }),
     el("td", { class: "row" }, editor() ? [
-      button("Edit", () => editStream(stream.id, row, list)),
+      button("Edit", () => editStream(stream.id, list)),
       button(stream.is_pinned ? "Unpin" : "Pin", () => attempt(() => api(stream.is_pinned ? "DELETE" : "PUT", `/api/v1/streams/${stream.id}/pin`))),
       button(stream.is_archived ? "Unarchive" : "Archive", () => attempt(() => api("POST", `/api/v1/streams/${stream.id}/${stream.is_archived ? "unarchive" : "archive"}`))),
       button("Check", () => attempt(() => api("POST", `/api/v1/streams/${stream.id}/check`), "Checked")),
@@ -138,7 +139,7 @@ function markLock(id) {
 }
 
 /** Takes the stream's edit lock (renewed while the form is open), edits with If-Match, releases the lock. */
-async function editStream(id, row, list) {
+async function editStream(id, list) {
   if (streamsView.editing) return toast("Finish the stream you are editing first", "error");
   let lock;
   try {
@@ -181,7 +182,9 @@ async function editStream(id, row, list) {
         }
       }, { class: "primary" }),
       button("Cancel", done)));
-  row.replaceWith(editRow);
+  // The row as it is now (live updates may have redrawn it since the button was drawn).
+  const row = list.querySelector(`tr[data-stream-id="${id}"]`);
+  if (row) row.replaceWith(editRow); else list.querySelector("tbody")?.prepend(editRow);
   inputs.source.focus();
 }
 
@@ -213,6 +216,7 @@ tab("recordings", "Recordings", "viewer", async (box) => {
   }
   const answer = await get("/api/v1/recordings?per_page=100");
   const body = el("tbody", {}, answer.recordings.map(recordingRow));
+  watchPreviews(box);
   box.append(el("table", {}, el("thead", {}, el("tr", {}, ["Preview", "Recording", "State", "Segments", "Source", ""].map((h) => el("th", { text: h })))), body));
   handlers.add((event) => {
     if (event.event === "recording_state" && event.recording) {
@@ -226,11 +230,29 @@ tab("recordings", "Recordings", "viewer", async (box) => {
   });
 });
 
+/** Thumbnails as the recorder makes them, pushed on its preview channel (binary frames: header length, JSON header, JPEG). */
+const thumbnails = new Map();
+function watchPreviews(box) {
+  const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/stream/ws?target=preview");
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (message) => {
+    if (typeof message.data === "string") return;
+    const length = new DataView(message.data).getUint32(0);
+    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(message.data, 4, length)));
+    const url = URL.createObjectURL(new Blob([new Uint8Array(message.data, 4 + length)], { type: "image/jpeg" }));
+    if (thumbnails.has(header.recordingId)) URL.revokeObjectURL(thumbnails.get(header.recordingId));
+    thumbnails.set(header.recordingId, url);
+    const img = box.querySelector(`tr[data-recording-id="${header.recordingId}"] img`);
+    if (img) { img.src = url; img.classList.remove("hidden"); }
+  };
+  cleanups.add(() => socket.close(1000));
+}
+
 function recordingRow(r) {
   const running = ["starting", "recording", "stalled"].includes(r.state);
   const note = el("div", { class: "muted", dataset: { exportFor: r.id } });
   return el("tr", { dataset: { recordingId: r.id, state: r.state } },
-    el("td", {}, el("img", { src: `/recordings/${r.id}/preview.jpg`, alt: "", width: "96", height: "54", loading: "lazy", onerror: (e) => e.target.classList.add("hidden") })),
+    el("td", {}, el("img", { src: thumbnails.get(r.id), alt: "", width: "96", height: "54", class: thumbnails.has(r.id) ? null : "hidden" })),
     el("td", {}, el("a", { class: "mono", href: r.urls.live, target: "_blank", text: r.id.slice(0, 12) }), el("div", { class: "muted", text: when(r.started_at) })),
     el("td", {}, el("span", { class: "badge", dataset: { status: r.state === "recording" ? "live" : "unknown" }, text: r.state })),
     el("td", { text: `${r.segments} (${r.missed_segments} missed)` }),
@@ -271,12 +293,14 @@ tab("walls", "Walls", "viewer", async (box) => {
 
 // ---------- overlays ----------
 
+let pendingKey = null;  // a key just created, shown once when the tab is drawn again
+
 tab("overlays", "Overlays", "editor", async (box) => {
   const answer = await get("/api/v1/communities");
   const preview = el("div", { class: "card", id: "overlay-preview" }, el("h2", { text: "Overlay" }), el("p", { class: "muted", text: "Pick a community to see its browser sources. The overlay key is shown only when it is created or rotated." }));
   box.append(form(async (f) => {
     const made = await attempt(() => api("POST", "/api/v1/communities", { name: f.name.value.trim() }), "Community created");
-    if (made) { await show("overlays"); showKey(made.body.community.id, made.body.overlay_key, made.body.overlay_url); }
+    if (made) { pendingKey = [made.body.community.id, made.body.overlay_key, made.body.overlay_url]; await show("overlays"); }
   }, field("New community", input("name", { required: true, maxlength: "100" })), el("button", { class: "primary", type: "submit", text: "Create" })));
   box.append(table(["#", "Community", "Created", ""], answer.communities.map((c) => el("tr", { dataset: { community: String(c.id) } },
     el("td", { text: String(c.id) }), el("td", { text: c.name }), el("td", { class: "muted", text: when(c.created_at) }),
@@ -287,6 +311,7 @@ tab("overlays", "Overlays", "editor", async (box) => {
         const rotated = await attempt(() => api("POST", `/api/v1/communities/${c.id}/overlay_key/rotate`), "Key rotated");
         if (rotated) showKey(c.id, rotated.body.overlay_key, rotated.body.overlay_url);
       }))))), preview);
+  if (pendingKey) { showKey(...pendingKey); pendingKey = null; }
 
   function showKey(id, key, url) {
     const full = new URL(url, location.origin).href;
@@ -391,6 +416,8 @@ async function show(id) {
   const chosen = tabs.find((t) => t.id === id && atLeast(who, t.role)) || tabs.find((t) => atLeast(who, t.role));
   current = chosen.id;
   handlers.clear();
+  for (const cleanup of cleanups) cleanup();
+  cleanups.clear();
   for (const button of document.querySelectorAll(".tabs button")) button.setAttribute("aria-selected", String(button.dataset.tab === current));
   history.replaceState(null, "", "#" + current);
   const box = el("div", { id: "panel-" + current, role: "tabpanel" });

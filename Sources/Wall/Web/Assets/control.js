@@ -101,6 +101,7 @@ function drawGrid() {
   const audioCell = wall.audio ? wall.audio.cell : null;
   const merged = new Map();
   for (const tile of tilesOf(wall)) for (let n = 1; n <= wall.columns * wall.rows; n++) if (tile.covers(n) && n !== tile.cell) merged.set(n, tile.cell);
+  const focused = document.activeElement && document.activeElement.classList.contains("assign") ? document.activeElement : null;
   clear(grid).append(...wall.cells.map((cell) => {
     const what = describe(cell);
     const n = cell.cell;
@@ -122,9 +123,7 @@ function drawGrid() {
       node.append(el("div", { class: "sub", text: canOperate ? "Drop a stream here, or type an id or link" : "Empty" }));
     }
     if (canOperate) {
-      const input = el("input", { class: "assign", placeholder: "id or link, Enter", "aria-label": `Stream id or link for cell ${n}`,
-        onkeydown: (event) => { if (event.key === "Enter") { event.preventDefault(); assignTyped(n, input.value.trim()); } } });
-      node.append(input, cellActions(cell, what));
+      node.append(assignInput(n), cellActions(cell, what));
       node.addEventListener("dragover", (event) => { event.preventDefault(); node.classList.add("drop"); });
       node.addEventListener("dragleave", () => node.classList.remove("drop"));
       node.addEventListener("drop", (event) => {
@@ -147,7 +146,26 @@ function drawGrid() {
     }
     return node;
   }));
+  if (focused && focused.isConnected) focused.focus();
   document.getElementById("volume").value = String(wall.audio ? wall.audio.volume : 1);
+}
+
+/** Each cell's "id or link" field lives across redraws, so what an operator is typing survives every live update. */
+const assignInputs = new Map();
+function assignInput(n) {
+  let input = assignInputs.get(n);
+  if (!input) {
+    input = el("input", { class: "assign", placeholder: "id or link, Enter", "aria-label": `Stream id or link for cell ${n}`,
+      onkeydown: (event) => {
+        if (event.key !== "Enter") return;
+        event.preventDefault();
+        const text = input.value.trim();
+        input.value = "";
+        assignTyped(n, text);
+      } });
+    assignInputs.set(n, input);
+  }
+  return input;
 }
 
 function button(text, onclick, extra = {}) {

@@ -254,9 +254,10 @@ function applyAudio() {
       tile.media.volume = Math.max(0, Math.min(1, volume));
       tile.media.muted = !heard;
       if (heard && tile.media.paused) {
-        tile.media.play().catch(() => {
+        const video = tile.media;
+        video.play().catch(() => {
           // The browser wants a gesture before sound: play muted and ask for a click.
-          tile.media.muted = true;
+          video.muted = true;
           if (!soundBlocked) { soundBlocked = true; toast("Click anywhere to turn the sound on"); }
         });
       }

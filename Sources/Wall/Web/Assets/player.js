@@ -51,7 +51,7 @@ class MsePlayer {
   constructor(video, url) {
     this.kind = "mse";
     this.video = video;
-    this.url = url;
+    this.url = new URL(url, location.href).href;
     this.next = null;       // the next media sequence to append
     this.stopped = false;
     this.source = new MediaSource();
@@ -78,7 +78,7 @@ class MsePlayer {
 
   async run() {
     const buffer = this.source.addSourceBuffer(TS_TYPE);
-    buffer.mode = "segments";
+    buffer.mode = "sequence";  // one timeline across discontinuities and source restarts
     let url = this.url;
     let failures = 0;
     while (!this.stopped) {
@@ -102,6 +102,11 @@ class MsePlayer {
         if (!response.ok) throw new Error(`segment answered ${response.status}`);
         await append(buffer, await response.arrayBuffer());
         this.next = segment.sequence + 1;
+        // Segments keep their own timestamps: start (or resume after a gap) where the buffer is.
+        const ranges = buffer.buffered;
+        if (ranges.length && (this.video.currentTime < ranges.start(0) || this.video.currentTime > ranges.end(ranges.length - 1))) {
+          this.video.currentTime = ranges.start(ranges.length - 1);
+        }
         trim(buffer, this.video);
       }
       if (this.video.paused && this.video.readyState >= 2) this.video.play().catch(() => {});
