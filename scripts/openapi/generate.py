@@ -206,9 +206,14 @@ see every community's captions, viewers none, an overlay key its own community's
 | transcription of community A's captions | closed 4401 | no | yes | yes | yes |
 | transcription / wake_word from POST /api/v1/events | closed 4401 | yes | yes | yes | no |
 | caption / transcription of community B | closed 4401 | no | yes | only transcription | no |
+| wall_changed of wall W, wall_presence | closed 4401 | yes | yes | no | no |
 | internal.* | never | never | never | never | never |
 
-Credentials: Authorization: Bearer <JWT or API key>, ?token=, X-Service-Key, or ?key= (service or overlay key).
+Wall links: an invite reads like a viewer; a display link of wall W receives wall_changed and wall_presence of W
+and the stream_updated / stream_status / stream_deleted and recording_state events of what W shows, nothing else.
+
+Credentials: Authorization: Bearer <JWT or API key>, ?token=, the pages' session cookie (from a page of this
+server), X-Service-Key, or ?key= (service or overlay key).
 A socket closes with 4401 within a second when its token expires or is logged out, its user is disabled or
 changes role, or its API key is revoked."""
 

@@ -278,7 +278,7 @@ function drawPresence() {
   for (const [id, entry] of presence) if (entry.until < now) presence.delete(id);
   const entries = [...presence.values()].sort((a, b) => a.page.localeCompare(b.page) || a.name.localeCompare(b.name));
   clear(box).append(...entries.map((entry) => el("span", { class: "who", dataset: { page: entry.page }, title: entry.role,
-    text: entry.page === "display" ? `📺 ${entry.name}` : entry.name })));
+    text: entry.page === "display" ? `display · ${entry.name}` : entry.name })));
 }
 
 // ---------- links (editors) ----------
