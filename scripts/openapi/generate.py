@@ -238,7 +238,7 @@ HTML_PAGE = {"200": {"description": "HTML", "content": {"text/html": {"schema": 
              "404": {"description": "No such wall (HTML)"}}
 PAGE_TOKEN = query("token", STRING, "A login JWT, invite or display link: becomes the session cookie, then leaves the address bar")
 SESSION = obj({"signed_in": BOOL, "kind": STRING, "id": STRING, "role": STRING, "name": STRING, "scope": {"type": ["object", "null"]},
-               "setup": {"type": ["string", "null"]}})
+               "setup": {"type": ["string", "null"]}}, required=["signed_in"])
 WALL_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "description": "Wall name"}
 CELL_NUMBER = {"name": "cell", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": 100}, "description": "Cell number, from 1, row by row"}
 GRID_SIDE = {"type": "integer", "minimum": 1, "maximum": 10}

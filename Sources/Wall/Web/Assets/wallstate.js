@@ -134,7 +134,7 @@ export function playable(state, cell, streamID = cell.stream_id) {
     if (!stream) return null;
     const recording = rewind && streamID === cell.stream_id ? state.recordingOf(streamID) : null;
     if (recording) return { kind: "video", url: `/recordings/${recording.id}/live.m3u8?behind=${rewind}`, behind: rewind, recording: recording.id };
-    if (stream.platform === "hls" || isHLS(stream.link)) return { kind: "video", url: stream.link, behind: 0 };
+    if (stream.kind !== "web" && (stream.platform === "hls" || isHLS(stream.link))) return { kind: "video", url: stream.link, behind: 0 };
     const embed = embedURL(stream.link);
     return embed ? { kind: "frame", url: embed, behind: 0 } : null;
   }
