@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import HubCore
 import HubTestSupport
-import Registry
+@testable import Registry
 import StreamHub
 import Testing
 
@@ -28,7 +28,7 @@ func createStream(_ api: APIClient, _ body: String) async throws -> [String: any
             #expect(created.status == .created)
             let stream = created.json
             let id = try #require(stream["id"] as? Int)
-            #expect(stream["link"] as? String == "https://twitch.tv/somestreamer")
+            #expect(stream["link"] as? String == "HTTPS://WWW.Twitch.tv/SomeStreamer/?utm_source=x&si=abc#chat", "kept as posted")
             #expect(stream["platform"] as? String == "twitch")
             #expect(stream["status"] as? String == "live")
             #expect(stream["notes"] as? String == "first\nsecond")
@@ -159,6 +159,45 @@ func createStream(_ api: APIClient, _ body: String) async throws -> [String: any
         }
     }
 
+    /// The Streamwall link monitor posts a link, then finds its stream with `?search=<the same link>` and
+    /// compares `link` with what it sent: the link is kept as posted, and either form finds the stream.
+    @Test(arguments: TestDatabases.available)
+    func linksAreKeptAsPostedAndFoundByEitherForm(backend: TestDatabases.Backend) async throws {
+        try await withTestApplication(backend: backend) { app, client in
+            let team = try await Team.make(app, client)
+            let posted = "https://www.twitch.tv/Night_Desk"
+            let created = try await team.editor.post("/api/v1/streams", #"{"link":"  \#(posted) "}"#)
+            #expect(created.status == .created && created.json["link"] as? String == posted, "trimmed, otherwise as sent")
+            let id = try #require(created.json["id"] as? Int)
+            for lookup in ["search=\(posted)", "search=https://twitch.tv/night_desk", "search=m.twitch.tv/night_desk", "link=\(posted)",
+                           "link=https://twitch.tv/night_desk", "search=Night_Desk"] {
+                let found = try await team.viewer.get("/api/v1/streams?" + lookup.replacingOccurrences(of: ":", with: "%3A"))
+                let streams = try #require(found.json["streams"] as? [[String: Any]], "\(lookup)")
+                #expect(streams.map { $0["id"] as? Int } == [id], "\(lookup)")
+                #expect(streams.first?["link"] as? String == posted, "\(lookup)")
+            }
+            // The canonical form is still the key: the same stream posted another way is a duplicate.
+            let again = try await team.editor.post("/api/v1/streams", #"{"link":"https://twitch.tv/night_desk?utm_source=chat"}"#)
+            #expect(again.status == .conflict && again.errorCode == "duplicate_link")
+            let youtube = "https://www.youtube.com/live/abcDEF12345?si=share"
+            let video = try await team.editor.post("/api/v1/streams", #"{"link":"\#(youtube)"}"#)
+            #expect(video.json["link"] as? String == youtube, "kept as posted")
+            #expect(try await team.editor.post("/api/v1/streams", #"{"link":"https://m.youtube.com/live/abcDEF12345"}"#).status == .conflict)
+            // A new link replaces both forms; the CSV export and the wall feed show it as posted.
+            let moved = try await team.editor.patch("/api/v1/streams/\(id)", #"{"link":"https://m.twitch.tv/Night_Desk_2"}"#)
+            #expect(moved.json["link"] as? String == "https://m.twitch.tv/Night_Desk_2")
+            let csv = try await team.viewer.get("/api/v1/streams.csv")
+            #expect(csv.text.contains("https://m.twitch.tv/Night_Desk_2") && csv.text.contains(youtube))
+            let wall = try await team.viewer.get("/api/v1/streams?format=streamwall")
+            #expect(wall.array.compactMap { $0["link"] as? String }.sorted() == ["https://m.twitch.tv/Night_Desk_2", youtube].sorted())
+            // Rows from before the migration (no posted form) show and find their canonical link.
+            _ = try await app.database.sql.raw("UPDATE streams SET posted_link = NULL, version = version + 1 WHERE id = \(bind: id)").run()
+            app.registry.service.changed()
+            let old = try await team.viewer.get("/api/v1/streams?link=https://www.twitch.tv/night_desk_2")
+            #expect((old.json["streams"] as? [[String: Any]])?.first?["link"] as? String == "https://twitch.tv/night_desk_2")
+        }
+    }
+
     @Test func wallFormatIsABareArrayWithTheTokenInTheURL() async throws {
         try await withTestApplication { app, client in
             let team = try await Team.make(app, client)
@@ -172,7 +211,7 @@ func createStream(_ api: APIClient, _ body: String) async throws -> [String: any
             #expect(entries.count == 1)
             #expect(entries.first?["status"] as? String == "Live")
             #expect(entries.first?["orientation"] as? String == "V")
-            #expect(entries.first?["link"] as? String == "https://tiktok.com/@someone/live")
+            #expect(entries.first?["link"] as? String == "https://www.tiktok.com/@someone/live", "the wall feed shows the link as posted")
             #expect(entries.first?["addedDate"] is String)
             #expect(entries.first?["label"] as? String == "someone")
             let bad = try await APIClient(client).get("/api/v1/streams?format=streamwall&token=nope")

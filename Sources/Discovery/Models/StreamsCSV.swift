@@ -15,7 +15,7 @@ public enum StreamsCSV {
     static func row(_ stream: StreamRecord) -> String {
         let orientation = stream.orientation?.wallLabel
         let cells: [String?] = [
-            stream.source, stream.platform.rawValue, stream.link, stream.status.wallLabel, stream.title, stream.city, stream.state,
+            stream.source, stream.platform.rawValue, stream.displayLink, stream.status.wallLabel, stream.title, stream.city, stream.state,
             stream.notes, stream.kind.rawValue, orientation, stream.postedBy, Timestamp.iso8601(stream.createdAt),
             stream.lastCheckedAt.map(Timestamp.iso8601), stream.lastLiveAt.map(Timestamp.iso8601),
             stream.isPinned ? "TRUE" : "FALSE", stream.isArchived ? "TRUE" : "FALSE", String(stream.id),

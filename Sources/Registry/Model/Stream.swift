@@ -4,7 +4,10 @@ import SQLKit
 /// One stream in the registry.
 public struct StreamRecord: Sendable, Equatable {
     public var id: Int64
+    /// The link's canonical form (unique): what de-duplication, `link=` and discovery compare.
     public var link: String
+    /// The link as it was posted, when that differs from the canonical form (rows from before it was kept: nil).
+    public var postedLink: String?
     public var source: String?
     public var platform: Platform
     public var status: StreamStatus
@@ -27,10 +30,13 @@ public struct StreamRecord: Sendable, Equatable {
     /// Bumped by every write; the ETag is built from it.
     public var version: Int64
 
+    /// The link the API shows: as posted (the Streamwall link monitor finds its streams by what it sent).
+    public var displayLink: String { postedLink ?? link }
+
     /// The strong ETag of this version of the stream.
     public var etag: String { "\"s\(id)-v\(version)\"" }
 
-    static let columns = "id, link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind, orientation, streamer_id, started_at, ended_at, last_checked_at, last_live_at, created_at, updated_at, version"
+    static let columns = "id, link, posted_link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind, orientation, streamer_id, started_at, ended_at, last_checked_at, last_live_at, created_at, updated_at, version"
 
     /// A stream not yet stored: what a create would start from.
     init(newWithLink link: String, platform: Platform, at now: Double) {
@@ -49,6 +55,7 @@ public struct StreamRecord: Sendable, Equatable {
     init(row: any SQLRow) throws {
         id = try row.decode(column: "id", as: Int64.self)
         link = try row.decode(column: "link", as: String.self)
+        postedLink = try row.decode(column: "posted_link", as: String?.self)
         source = try row.decode(column: "source", as: String?.self)
         platform = Platform(rawValue: try row.decode(column: "platform", as: String.self)) ?? .other
         status = StreamStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .unknown
@@ -76,7 +83,7 @@ public struct StreamRecord: Sendable, Equatable {
         func string(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
         func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
         return JSONText.object([
-            ("id", .int(Int(id))), ("link", .string(link)), ("source", string(source)), ("platform", .string(platform.rawValue)),
+            ("id", .int(Int(id))), ("link", .string(displayLink)), ("source", string(source)), ("platform", .string(platform.rawValue)),
             ("status", .string(status.rawValue)), ("title", string(title)), ("city", string(city)), ("state", string(state)),
             ("notes", string(notes)), ("posted_by", string(postedBy)), ("is_pinned", .bool(isPinned)), ("is_archived", .bool(isArchived)),
             ("kind", .string(kind.rawValue)), ("orientation", string(orientation?.rawValue)),
@@ -91,7 +98,7 @@ public struct StreamRecord: Sendable, Equatable {
     var wallJSON: String {
         func string(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
         return JSONText.object([
-            ("id", .int(Int(id))), ("link", .string(link)), ("kind", .string(kind.rawValue)), ("source", string(source)),
+            ("id", .int(Int(id))), ("link", .string(displayLink)), ("kind", .string(kind.rawValue)), ("source", string(source)),
             ("label", string(title ?? source)), ("status", .string(status.wallLabel)), ("city", string(city)), ("state", string(state)),
             ("notes", string(notes)), ("orientation", string(orientation?.wallLabel)), ("addedDate", .string(Timestamp.iso8601(createdAt))),
         ])
@@ -102,7 +109,7 @@ public struct StreamRecord: Sendable, Equatable {
         func string(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
         func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
         return [
-            "link": .string(link), "source": string(source), "platform": .string(platform.rawValue), "status": .string(status.rawValue),
+            "link": .string(displayLink), "source": string(source), "platform": .string(platform.rawValue), "status": .string(status.rawValue),
             "title": string(title), "city": string(city), "state": string(state), "notes": string(notes), "posted_by": string(postedBy),
             "is_pinned": .bool(isPinned), "is_archived": .bool(isArchived), "kind": .string(kind.rawValue),
             "orientation": string(orientation?.rawValue), "streamer_id": streamerID.map { .int(Int($0)) } ?? .null,

@@ -6,8 +6,11 @@ import Foundation
 /// fragment, a trailing slash and tracking parameters (`utm_*`, `si`, `fbclid`, …) are dropped; on the
 /// big platforms `www.` and `m.` are dropped too, and handles (case-insensitive there) are lowercased.
 public struct StreamLink: Sendable, Equatable, CustomStringConvertible {
+    /// The canonical form: the key for de-duplication, `link=` and `search=` look-ups and discovery.
     public let url: String
     public let platform: Platform
+    /// The link exactly as it was posted (trimmed, without surrounding `<…>`), which the API shows back.
+    public let posted: String
 
     public var description: String { url }
 
@@ -46,6 +49,7 @@ public struct StreamLink: Sendable, Equatable, CustomStringConvertible {
         if text.hasPrefix("<"), text.hasSuffix(">") { text = String(text.dropFirst().dropLast()) }
         guard !text.isEmpty else { throw .empty }
         guard text.utf8.count <= Self.maxLength else { throw .tooLong }
+        let posted = text
         guard !text.contains(where: { $0.isWhitespace || $0.unicodeScalars.contains { $0.value < 0x20 } }) else { throw .malformed }
 
         if let colon = text.firstIndex(of: ":") {
@@ -98,6 +102,7 @@ public struct StreamLink: Sendable, Equatable, CustomStringConvertible {
         guard let url = components.string else { throw .malformed }
         self.url = url
         self.platform = platform
+        self.posted = posted
     }
 
     /// The platform a host belongs to (`other` when none).

@@ -3,7 +3,7 @@ import SQLKit
 
 /// The registry's tables. Times are seconds since 1970 (DOUBLE PRECISION) on both backends.
 public enum RegistryMigrations {
-    public static let all: [any Migration] = [CreateRegistryTables()]
+    public static let all: [any Migration] = [CreateRegistryTables(), KeepPostedLinks()]
 }
 
 struct CreateRegistryTables: Migration {
@@ -130,5 +130,15 @@ struct CreateRegistryTables: Migration {
         for statement in statements {
             try await database.raw(SQLQueryString(statement)).run()
         }
+    }
+}
+
+/// Links are kept as posted (`posted_link`, null when the posted form is already canonical) beside their
+/// canonical form (`link`, still the unique key). Rows from before keep their canonical link as the one shown.
+struct KeepPostedLinks: Migration {
+    let name = "0101-streams-posted-link"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("ALTER TABLE streams ADD COLUMN posted_link TEXT").run()
     }
 }

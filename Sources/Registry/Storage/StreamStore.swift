@@ -18,6 +18,8 @@ struct StreamQuery: Sendable, Hashable {
     /// `search=` also matches inside the link; `q=` does not.
     var textIncludesLink = false
     var link: String?
+    /// A `search=` that is a link also finds the stream whose canonical link it normalises to.
+    var searchLink: String?
     var streamerID: Int64?
     var sort: [(column: String, descending: Bool)] = [("created_at", true)]
     var page = 1
@@ -30,7 +32,7 @@ struct StreamQuery: Sendable, Hashable {
     func hash(into hasher: inout Hasher) { hasher.combine(cacheKey) }
 
     var cacheKey: String {
-        "\(statuses)|\(notStatuses)|\(platforms)|\(String(describing: isPinned))|\(archived)|\(city ?? "")|\(state ?? "")|\(text ?? "")|\(textIncludesLink)|\(link ?? "")|\(streamerID ?? 0)|\(sort.map { "\($0.column)\($0.descending)" })|\(page)|\(perPage)"
+        "\(statuses)|\(notStatuses)|\(platforms)|\(String(describing: isPinned))|\(archived)|\(city ?? "")|\(state ?? "")|\(text ?? "")|\(textIncludesLink)|\(link ?? "")|\(searchLink ?? "")|\(streamerID ?? 0)|\(sort.map { "\($0.column)\($0.descending)" })|\(page)|\(perPage)"
     }
 
     init() {}
@@ -83,6 +85,7 @@ struct StreamQuery: Sendable, Hashable {
         if let search = try text("search", limit: 200) {
             self.text = search
             textIncludesLink = true
+            if search.contains("."), search.contains("/") || search.lowercased().hasPrefix("www.") { searchLink = try? StreamLink(search).url }
         } else {
             self.text = try text("q", limit: 200)
         }
@@ -157,8 +160,10 @@ enum StreamStore {
         if let text = query.text {
             let pattern = "%" + escapeLike(text.lowercased()) + "%"
             var columns = ["source", "title", "city", "notes"]
-            if query.textIncludesLink { columns.append("link") }
-            conditions.append("(" + columns.map { "lower(\(unsafeRaw: $0)) LIKE \(bind: pattern) ESCAPE '\\'" as SQLQueryString }.joined(separator: " OR ") + ")")
+            if query.textIncludesLink { columns += ["link", "posted_link"] }
+            var alternatives = columns.map { "lower(\(unsafeRaw: $0)) LIKE \(bind: pattern) ESCAPE '\\'" as SQLQueryString }
+            if let searchLink = query.searchLink { alternatives.append("link = \(bind: searchLink)") }
+            conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
         }
         let whereClause: SQLQueryString = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         let order = query.sort.map { "\($0.column) \($0.descending ? "DESC" : "ASC")" }.joined(separator: ", ") + ", id DESC"
@@ -190,9 +195,9 @@ enum StreamStore {
         let status = changes.status ?? .unknown
         let isArchived = changes.isArchived ?? false
         let row = try await db.raw("""
-            INSERT INTO streams (link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind,
+            INSERT INTO streams (link, posted_link, source, platform, status, title, city, state, notes, is_pinned, is_archived, posted_by, kind,
                 orientation, streamer_id, started_at, ended_at, last_checked_at, last_live_at, created_at, updated_at, version)
-            VALUES (\(bind: link.url), \(bind: changes.source.apply(to: nil)), \(bind: (changes.platform ?? link.platform).rawValue),
+            VALUES (\(bind: link.url), \(bind: link.posted == link.url ? nil : link.posted), \(bind: changes.source.apply(to: nil)), \(bind: (changes.platform ?? link.platform).rawValue),
                 \(bind: status.rawValue), \(bind: changes.title.apply(to: nil)), \(bind: changes.city.apply(to: nil)),
                 \(bind: changes.state.apply(to: nil)), \(bind: changes.notes.apply(to: nil)), \(bind: changes.isPinned ?? false),
                 \(bind: isArchived), \(bind: changes.postedBy.apply(to: nil) ?? postedByDefault), \(bind: (changes.kind ?? .video).rawValue),
@@ -213,7 +218,7 @@ enum StreamStore {
         next.version = current.version + 1
         next.updatedAt = now
         let row = try await db.raw("""
-            UPDATE streams SET link = \(bind: next.link), source = \(bind: next.source), platform = \(bind: next.platform.rawValue),
+            UPDATE streams SET link = \(bind: next.link), posted_link = \(bind: next.postedLink), source = \(bind: next.source), platform = \(bind: next.platform.rawValue),
                 status = \(bind: next.status.rawValue), title = \(bind: next.title), city = \(bind: next.city), state = \(bind: next.state),
                 notes = \(bind: next.notes), is_pinned = \(bind: next.isPinned), is_archived = \(bind: next.isArchived),
                 posted_by = \(bind: next.postedBy), kind = \(bind: next.kind.rawValue), orientation = \(bind: next.orientation?.rawValue),
@@ -232,6 +237,7 @@ enum StreamStore {
         var next = current
         if let link = changes.link {
             next.link = link.url
+            next.postedLink = link.posted == link.url ? nil : link.posted
             if changes.platform == nil { next.platform = link.platform }
         }
         if let platform = changes.platform { next.platform = platform }
