@@ -188,6 +188,77 @@ let linkCases: [(message: String, links: [String])] = [
         #expect(parser.location(in: "live from New Mexico") == Location(city: nil, state: "NM"))
     }
 
+    /// Places as people write them in chat, and the everyday words that must not become places. The parser
+    /// is scored on the whole table; the README reports these figures.
+    static let chat: [(text: String, city: String?, state: String?)] = [
+        // Places (23).
+        ("Minneapolis MN https://m.twitch.tv/somebody", "Minneapolis", "MN"),
+        ("in los angeles, california right now", "Los Angeles", "CA"),
+        ("downtown Portland OR, big crowd", "Portland", "OR"),
+        ("portland oregon bridge closed", "Portland", "OR"),
+        ("live from chicago il", "Chicago", "IL"),
+        ("LA protest https://twitch.tv/x", "Los Angeles", "CA"),
+        ("philly march tonight", "Philadelphia", "PA"),
+        ("Live from Denver", "Denver", "CO"),
+        ("seattle, wa capitol hill", "Seattle", "WA"),
+        ("NYC rally in times square", "New York", "NY"),
+        ("kansas city missouri plaza", "Kansas City", "MO"),
+        ("st louis mo stream", "St. Louis", "MO"),
+        ("happening now in austin texas", "Austin", "TX"),
+        ("Vegas strip live", "Las Vegas", "NV"),
+        ("Atlanta, Georgia", "Atlanta", "GA"),
+        ("live from texas", nil, "TX"),
+        ("Big crowd in Ohio tonight", nil, "OH"),
+        ("Kenosha WI courthouse", "Kenosha", "WI"),
+        ("stream from the Bay Area", "San Francisco", "CA"),
+        ("new orleans la second line", "New Orleans", "LA"),
+        ("Baton Rouge, LA", "Baton Rouge", "LA"),
+        ("ATL live now", "Atlanta", "GA"),
+        ("salt lake city utah", "Salt Lake City", "UT"),
+        // Not places (23).
+        ("Live in 5", nil, nil),
+        ("Go Big", nil, nil),
+        ("OK then", nil, nil),
+        ("going live in 10 min https://twitch.tv/x", nil, nil),
+        ("Georgia is streaming tonight", nil, nil),
+        ("or maybe not, ok?", nil, nil),
+        ("me and my friends going in", nil, nil),
+        ("I'm in! let's go https://youtu.be/x", nil, nil),
+        ("Mobile stream is up", nil, nil),
+        ("Reading chat now", nil, nil),
+        ("check out this stream", nil, nil),
+        ("Big protest tonight", nil, nil),
+        ("ok ok ok", nil, nil),
+        ("washington post article", nil, nil),
+        ("Charlotte is live again", nil, nil),
+        ("Phoenix Wright speedrun", nil, nil),
+        ("new stream in the house", nil, nil),
+        ("The Buffalo Bills game", nil, nil),
+        ("la la land vibes", nil, nil),
+        ("Indiana Jones rewatch", nil, nil),
+        ("me, myself and I", nil, nil),
+        ("Live at 8 PM EST", nil, nil),
+        ("Houston, we have a problem", nil, nil),
+    ]
+
+    @Test func readsPlacesAsPeopleWriteThemWithoutInventingThem() {
+        var found = 0, right = 0, expected = 0
+        var misses: [String] = []
+        for entry in Self.chat {
+            let want = entry.city == nil && entry.state == nil ? nil : Location(city: entry.city, state: entry.state)
+            let got = parser.location(in: entry.text)
+            if want != nil { expected += 1 }
+            if got != nil { found += 1 }
+            if let got, got == want { right += 1 }
+            if got != want { misses.append("\(entry.text) → \(got.map { "\($0.city ?? "-"), \($0.state ?? "-")" } ?? "nothing")") }
+        }
+        let precision = Double(right) / Double(max(1, found)), recall = Double(right) / Double(max(1, expected))
+        print("places: \(Self.chat.count) messages, precision \(String(format: "%.3f", precision)), recall \(String(format: "%.3f", recall)); misses: \(misses)")
+        #expect(Self.chat.count >= 40 && expected * 2 <= Self.chat.count, "at least 40 cases, half of them false friends")
+        #expect(precision >= 0.95, "\(misses)")
+        #expect(recall >= 0.95, "\(misses)")
+    }
+
     @Test func ignoresWhatIsNotALocation() {
         #expect(parser.location(in: "or maybe not, ok?") == nil)
         #expect(parser.location(in: "going in, or out") == nil)

@@ -12,23 +12,48 @@ public struct Location: Sendable, Equatable {
     }
 }
 
-/// Reads a location from the text around a stream link: "Minneapolis, MN", "Portland, Oregon",
-/// a US state on its own ("live from Texas"), or a place from the configured list ("Kenosha").
+/// Reads a location from the text around a stream link the way people write it in chat: "Minneapolis, MN",
+/// "minneapolis mn", "in los angeles, california", "downtown Portland OR", "Portland, Oregon", a known city
+/// alone ("live from Denver"), a short name ("LA", "Philly", from the built-in list or the configured
+/// places), or a US state alone ("live from Texas").
 ///
-/// Two-letter codes count only in capitals and after a city ("Portland, OR"), since "in", "or", "me"
-/// and "ok" are also words. The first match wins, in that order: city and state, configured place, state.
+/// Rules, in order (the first that matches wins):
+/// 1. a known city (built in, see `USPlaces`, or configured), in any case, then a state — its name in any
+///    case, or its code (in any case only when it is one of that city's states: "portland or");
+/// 2. capitalised words, a comma, and a state name or a capitalised code ("Kenosha, WI");
+/// 3. a configured place or short name as whole words (all-capital short names only in capitals: "LA");
+/// 4. a known city alone, capitalised — or, for cities whose names are everyday words ("Mobile",
+///    "Charlotte"), only right after "in", "from", "at", "near", "outside";
+/// 5. a state name alone, capitalised or right after one of those words ("live from texas").
+/// Two-letter codes count only after a city, since "in", "or", "me" and "ok" are also words.
 public struct LocationParser: Sendable {
     /// Configured places, matched as whole words, case-insensitively.
     public let places: [Location]
-    private let placeKeys: [(words: [String], location: Location)]
+    private let placeKeys: [(words: [String], caseSensitive: Bool, location: Location)]
+    private let cityKeys: [(words: [String], city: String, states: [String], ambiguous: Bool)]
 
     public init(places: [Location] = []) {
         self.places = places
-        self.placeKeys = places.compactMap { place in
+        var placeKeys: [(words: [String], caseSensitive: Bool, location: Location)] = places.compactMap { place in
             guard let city = place.city else { return nil }
             let words = Self.words(city).map { $0.lowercased() }
-            return words.isEmpty ? nil : (words, place)
-        }.sorted { $0.words.count > $1.words.count }
+            return words.isEmpty ? nil : (words, false, place)
+        }
+        for short in USPlaces.shortNames {
+            let caseSensitive = short.name == short.name.uppercased()
+            let words = Self.words(short.name).map { caseSensitive ? $0 : $0.lowercased() }
+            placeKeys.append((words, caseSensitive, Location(city: short.city, state: short.state)))
+        }
+        self.placeKeys = placeKeys.sorted { $0.words.count > $1.words.count }
+        var seen = Set<String>()
+        var cityKeys: [(words: [String], city: String, states: [String], ambiguous: Bool)] = []
+        let known = places.compactMap { place in place.city.map { ($0, place.state.map { [$0] } ?? []) } } + USPlaces.cities
+        for (city, states) in known {
+            let words = Self.words(city).map(Self.key)
+            guard !words.isEmpty, seen.insert(words.joined(separator: " ")).inserted else { continue }
+            cityKeys.append((words, city, states, USPlaces.ambiguous.contains(words.joined(separator: " "))))
+        }
+        self.cityKeys = cityKeys.sorted { $0.words.count > $1.words.count }
     }
 
     /// Parses "City, ST; Other City, State" (the `--discovery-places` setting).
@@ -43,8 +68,10 @@ public struct LocationParser: Sendable {
 
     public func location(in text: String) -> Location? {
         let tokens = Self.tokens(String(text.prefix(4000)))
+        if let found = knownCityAndState(tokens) { return found }
         if let found = cityAndState(tokens) { return found }
         if let found = configuredPlace(tokens) { return found }
+        if let found = knownCityAlone(tokens) { return found }
         return stateAlone(tokens)
     }
 
@@ -118,9 +145,46 @@ public struct LocationParser: Sendable {
         return nil
     }
 
+    /// Words right before a place that make a lowercase or everyday-word place count.
+    static let locatives: Set<String> = ["in", "from", "at", "near", "outside", "across", "downtown", "around"]
+
+    /// Where a known city's words start, as (token index, key), longest names first.
+    /// A word as city names are compared: lowercased, without dots ("St." and "st" are the same).
+    static func key(_ word: String) -> String { word.lowercased().replacingOccurrences(of: ".", with: "") }
+
+    func knownCities(_ tokens: [Token]) -> [(index: Int, key: (words: [String], city: String, states: [String], ambiguous: Bool))] {
+        let words = tokens.map { Self.key($0.text) }
+        var found: [(Int, (words: [String], city: String, states: [String], ambiguous: Bool))] = []
+        var covered = Set<Int>()
+        for key in cityKeys where key.words.count <= words.count {
+            for start in 0...(words.count - key.words.count) where !covered.contains(start) && Array(words[start..<(start + key.words.count)]) == key.words {
+                found.append((start, key))
+                for offset in 0..<key.words.count { covered.insert(start + offset) }
+            }
+        }
+        return found.sorted { $0.0 < $1.0 }
+    }
+
+    /// Rule 1: a known city in any case, an optional comma, and a state.
+    func knownCityAndState(_ tokens: [Token]) -> Location? {
+        for (index, key) in knownCities(tokens) {
+            var next = index + key.words.count
+            if next < tokens.count, tokens[next].isComma { next += 1 }
+            guard next < tokens.count else { continue }
+            let (name, _) = Self.state(at: next, in: tokens, allowCode: true, anyCase: true)
+            if let name { return Location(city: key.city, state: name) }
+            let word = tokens[next].text.replacingOccurrences(of: ".", with: "")
+            if word.count == 2, key.states.contains(word.uppercased()) { return Location(city: key.city, state: word.uppercased()) }
+        }
+        return nil
+    }
+
+    /// Rule 3: a configured place or a short name.
     func configuredPlace(_ tokens: [Token]) -> Location? {
-        let words = tokens.map { $0.text.lowercased() }
-        for (key, location) in placeKeys {
+        let lowered = tokens.map { $0.text.lowercased() }
+        let exact = tokens.map(\.text)
+        for (key, caseSensitive, location) in placeKeys {
+            let words = caseSensitive ? exact : lowered
             guard key.count <= words.count else { continue }
             for start in 0...(words.count - key.count) where Array(words[start..<(start + key.count)]) == key {
                 return location
@@ -129,22 +193,37 @@ public struct LocationParser: Sendable {
         return nil
     }
 
+    /// Rule 4: a known city without its state (the city's best-known state).
+    func knownCityAlone(_ tokens: [Token]) -> Location? {
+        for (index, key) in knownCities(tokens) {
+            let capitalised = tokens[index..<(index + key.words.count)].allSatisfy { $0.isCapitalized || Self.cityJoiners.contains($0.text) }
+            let afterLocative = index > 0 && Self.locatives.contains(tokens[index - 1].text.lowercased())
+            guard key.ambiguous ? capitalised && afterLocative : capitalised || afterLocative else { continue }
+            return Location(city: key.city, state: key.states.first)
+        }
+        return nil
+    }
+
+    /// Rule 5: a state name alone.
     func stateAlone(_ tokens: [Token]) -> Location? {
         for index in tokens.indices {
-            let (state, _) = Self.state(at: index, in: tokens, allowCode: false)
-            if let state { return Location(city: nil, state: state) }
+            let afterLocative = index > 0 && Self.locatives.contains(tokens[index - 1].text.lowercased())
+            let (state, length) = Self.state(at: index, in: tokens, allowCode: false, anyCase: afterLocative)
+            guard let state else { continue }
+            if !afterLocative, length == 1, USPlaces.personLikeStates.contains(tokens[index].text.lowercased()) { continue }
+            return Location(city: nil, state: state)
         }
         return nil
     }
 
     /// A state name (one to three words) or, with `allowCode`, a capitalised two-letter code at `index`.
-    static func state(at index: Int, in tokens: [Token], allowCode: Bool) -> (String?, Int) {
+    static func state(at index: Int, in tokens: [Token], allowCode: Bool, anyCase: Bool = false) -> (String?, Int) {
         for length in stride(from: 3, through: 1, by: -1) where index + length <= tokens.count {
             let phrase = tokens[index..<(index + length)]
             guard phrase.allSatisfy({ !$0.isComma && $0.text != "|" }) else { continue }
             let name = phrase.map { $0.text.lowercased() }.joined(separator: " ")
             // A state name must be capitalised when it stands alone, so "washington" in a sentence is not read.
-            if let code = stateNames[name], allowCode || phrase.first?.isCapitalized == true {
+            if let code = stateNames[name], allowCode || anyCase || phrase.first?.isCapitalized == true {
                 // "Washington" alone is too often the city or a person; require "Washington State" or a city.
                 if !allowCode && name == "washington" { continue }
                 return (code, length)
