@@ -12,8 +12,6 @@ import Synchronization
 /// request gets — signature and expiry, the logout denylist, disabled accounts and revoked keys — served
 /// from short-lived in-memory caches so a busy read path does not pay a database round trip per request.
 public final class Access: Sendable {
-    struct CachedUser { let user: UserRecord; let fetchedAt: Double }
-    struct CachedKey { let key: APIKeyRecord?; let fetchedAt: Double }
 
     let database: HubDatabase
     let tokens: TokenService
@@ -21,8 +19,8 @@ public final class Access: Sendable {
     let logger: Logger
     /// How long a cached account answer is trusted (role changes, disables and revokes take effect within it).
     let cacheTTL: Double
-    private let users = Mutex<[Int64: CachedUser]>([:])
-    private let keys = Mutex<[String: CachedKey]>([:])
+    private let users: CredentialCache<Int64, UserRecord?>
+    private let keys: CredentialCache<String, APIKeyRecord?>
     private let keyUses = Mutex<[Int64: Double]>([:])
     /// Revoked token ids and when each expires.
     private let denylist = Mutex<[String: Double]>([:])
@@ -43,6 +41,8 @@ public final class Access: Sendable {
         self.tokens = tokens
         self.passwords = passwords
         self.cacheTTL = cacheTTL
+        self.users = CredentialCache(ttl: cacheTTL)
+        self.keys = CredentialCache(ttl: cacheTTL)
         self.logger = logger
         self.decoyHash = try await passwords.hash(RandomKey.hex(bytes: 16))
         try await reloadDenylist()
@@ -120,38 +120,25 @@ public final class Access: Sendable {
     static let invalid = HubError.unauthorized("the token or API key is invalid, expired or revoked; sign in again", code: "invalid_token")
 
     func user(id: Int64, fresh: Bool = false) async throws -> UserRecord? {
-        let now = Timestamp.now()
-        if !fresh, let cached = users.withLock({ $0[id] }), now - cached.fetchedAt < cacheTTL { return cached.user }
-        guard let user = try await AccountStore.user(id: id, on: database.sql) else {
-            _ = users.withLock { $0.removeValue(forKey: id) }
-            return nil
-        }
-        users.withLock { $0[id] = CachedUser(user: user, fetchedAt: now) }
-        return user
+        if fresh { users.forget(id) }
+        let database = self.database
+        return try await users.value(for: id) { try await AccountStore.user(id: id, on: database.reader) }
     }
 
     /// Drops a user from the cache after their role or status changed here.
     func forget(userID: Int64) {
-        _ = users.withLock { $0.removeValue(forKey: userID) }
+        users.forget(userID)
     }
 
     func forgetKeys() {
-        keys.withLock { $0.removeAll() }
+        keys.forgetAll()
     }
 
     private func apiKeyPrincipal(_ key: String) async throws -> Principal {
         let hash = RandomKey.sha256(key)
         let now = Timestamp.now()
-        let record: APIKeyRecord?
-        if let cached = keys.withLock({ $0[hash] }), now - cached.fetchedAt < cacheTTL {
-            record = cached.key
-        } else {
-            record = try await AccountStore.apiKey(hash: hash, on: database.sql)
-            keys.withLock { keys in
-                if keys.count > 10_000 { keys.removeAll() }
-                keys[hash] = CachedKey(key: record, fetchedAt: now)
-            }
-        }
+        let database = self.database
+        let record = try await keys.value(for: hash, now: now) { try await AccountStore.apiKey(hash: hash, on: database.reader) }
         guard let record, !record.revoked else { throw Self.invalid }
         noteUse(of: record, at: now)
         return Principal(kind: .apiKey, id: String(record.id), role: record.role.rawValue, name: record.name)
