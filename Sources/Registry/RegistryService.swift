@@ -37,9 +37,14 @@ public final class RegistryService: Sendable {
     let bus: EventBus
     let locks: StreamLocks
     let logger: Logger
-    /// Bumped by every stream write seen here; cached list answers carry the version they were built at.
+    /// Bumped by every stream write seen here; cached list answers carry the version they were built at
+    /// (or last found still right at).
     private let version = Atomic<UInt64>(1)
+    /// What each version changed, to keep the cached lists a change cannot alter.
+    private let recentChanges = Mutex(ListChanges())
     private let listCache = Mutex<[String: CachedList]>([:])
+    /// How many list answers were built from the database (tests and metrics see the cache work).
+    let listBuilds = Atomic<Int>(0)
     /// Each stream's rendered JSON by id, for the version it was rendered at: a list page reads only ids
     /// and versions from the database and takes the rest from here.
     private let rendered = Mutex<[Int64: RenderedStream]>([:])
@@ -57,10 +62,12 @@ public final class RegistryService: Sendable {
     private let building = Mutex<[String: (version: UInt64, task: Task<CachedList, any Error>)]>([:])
 
     struct CachedList {
-        let version: UInt64
+        var version: UInt64
         let builtAt: Double
         let body: String
         let etag: String
+        /// The streams the answer shows (a change to one of them always rebuilds it).
+        let ids: Set<Int64>
     }
 
     /// Who writes, for the audit log and `posted_by`.
@@ -96,8 +103,18 @@ public final class RegistryService: Sendable {
         let key = (wall ? "wall|" : "api|") + query.cacheKey
         let current = version.load(ordering: .acquiring)
         let now = Timestamp.now()
-        let cached = listCache.withLock { $0[key] }
-        if let cached, cached.version == current {
+        if var cached = listCache.withLock({ $0[key] }) {
+            if cached.version != current {
+                // Changes since it was built: keep it if none of them can alter this answer.
+                let built = cached.version
+                guard recentChanges.withLock({ $0.unaffected(query, ids: cached.ids, from: built, to: current) }) else {
+                    let rebuilt = try await refresh(key, query, wall: wall, version: current, now: now).value
+                    return (rebuilt.body, rebuilt.etag)
+                }
+                cached.version = current
+                let revalidated = cached
+                listCache.withLock { cache in if let entry = cache[key], entry.version == built { cache[key] = revalidated } }
+            }
             // Past its age limit but with no change seen: answer it, and refresh it in the background.
             if now - cached.builtAt >= listTTL { _ = refresh(key, query, wall: wall, version: current, now: now) }
             return (cached.body, cached.etag)
@@ -115,7 +132,7 @@ public final class RegistryService: Sendable {
                 let built = try await self.build(query, wall: wall, version: current, now: now)
                 self.listCache.withLock { cache in
                     if cache.count > 2_000 { cache.removeAll() }
-                    cache[key] = built
+                    if (cache[key]?.version ?? 0) <= built.version { cache[key] = built }
                 }
                 return built
             }
@@ -125,6 +142,7 @@ public final class RegistryService: Sendable {
     }
 
     private func build(_ query: StreamQuery, wall: Bool, version: UInt64, now: Double) async throws -> CachedList {
+        listBuilds.add(1, ordering: .relaxed)
         var page = query
         if wall {
             page.page = 1
@@ -154,12 +172,47 @@ public final class RegistryService: Sendable {
                 + JSONText.object([("current_page", .int(query.page)), ("total_pages", .int(pages)), ("total_count", .int(total)), ("per_page", .int(query.perPage))])
                 + "}"
         }
-        return CachedList(version: version, builtAt: now, body: body, etag: "\"l" + String(fnv1a(body), radix: 36) + "\"")
+        return CachedList(version: version, builtAt: now, body: body, etag: "\"l" + String(fnv1a(body), radix: 36) + "\"", ids: Set(keys.map(\.id)))
     }
 
-    /// Invalidates cached lists; called for every stream change, local or remote.
-    func changed() {
-        version.add(1, ordering: .releasing)
+    /// Records a change to the streams, local or remote: a new list version, and what the change was, so
+    /// cached lists it cannot alter stay. Without a description every cached list goes.
+    func changed(_ change: ListChanges.Change = .everything) {
+        recentChanges.withLock { changes in
+            let next = version.add(1, ordering: .releasing).newValue
+            changes.append(change, version: next)
+        }
+    }
+
+    /// A change to one stream made here, with what it was before (`nil`: it did not exist).
+    func changed(_ id: Int64, before: StreamRecord?, after: StreamRecord?) {
+        changed(.stream(id: id, before: before.map(StreamFacts.init), beforeKnown: true, after: after.map(StreamFacts.init)))
+    }
+
+    /// A change another instance announced (`{"stream":{…}}` of its event): what the stream was before is
+    /// what this instance last saw of it.
+    func changedElsewhere(_ type: String, payload: Data) {
+        guard let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+              let stream = object["stream"] as? [String: Any], let id = (stream["id"] as? NSNumber)?.int64Value
+        else { return changed() }
+        let after = type == RegistryEventType.deleted ? nil : StreamFacts(json: stream)
+        if type != RegistryEventType.deleted && after == nil { return changed() }
+        recentChanges.withLock { changes in
+            let known = type == RegistryEventType.created || changes.factsLoaded || changes.facts[id] != nil
+            let before = type == RegistryEventType.created ? nil : changes.facts[id]
+            let next = version.add(1, ordering: .releasing).newValue
+            changes.append(.stream(id: id, before: before, beforeKnown: known, after: after), version: next)
+        }
+    }
+
+    /// Loads what every stream is now, so changes other instances announce know what came before.
+    func loadFacts() async throws {
+        let streams = try await allStreams(includeArchived: true, limit: 1_000_000)
+        recentChanges.withLock { changes in
+            // Changes seen while loading are newer than the snapshot: they win.
+            for stream in streams where changes.facts[stream.id] == nil { changes.facts[stream.id] = StreamFacts(stream) }
+            changes.factsLoaded = true
+        }
     }
 
     // MARK: Writes
@@ -172,8 +225,14 @@ public final class RegistryService: Sendable {
         let now = Timestamp.now()
         let postedBy = writer.principal.name.isEmpty ? nil : writer.principal.name
         do {
-            let (stream, created, eventID) = try await database.transaction { db -> (StreamRecord, Bool, Int64) in
+            let (before, stream, created, eventID) = try await database.transaction { db -> (StreamRecord?, StreamRecord, Bool, Int64) in
                 if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }
+                if let stream = try await StreamStore.insert(changes, postedByDefault: postedBy, at: now, on: db) {
+                    try await AuditLog.record(writer.entry("create", entity: "stream", id: stream.id), before: nil, after: stream.auditFields, on: db, at: now)
+                    let eventID = try await ChangeLog.append(type: RegistryEventType.created, body: stream.json, on: db, at: now)
+                    return (nil, stream, true, eventID)
+                }
+                // The link is taken: by an archived stream (brought back) or an active one (a conflict).
                 if let existing = try await StreamStore.find(link: link.url, on: db) {
                     guard existing.isArchived else { throw Self.duplicate(existing) }
                     var revive = changes
@@ -181,14 +240,11 @@ public final class RegistryService: Sendable {
                     guard let stream = try await StreamStore.update(existing, with: revive, at: now, on: db) else { throw Self.duplicate(existing) }
                     try await AuditLog.record(writer.entry("unarchive", entity: "stream", id: stream.id), before: existing.auditFields, after: stream.auditFields, on: db, at: now)
                     let eventID = try await ChangeLog.append(type: RegistryEventType.updated, body: stream.json, on: db, at: now)
-                    return (stream, false, eventID)
+                    return (existing, stream, false, eventID)
                 }
-                let stream = try await StreamStore.insert(changes, postedByDefault: postedBy, at: now, on: db)
-                try await AuditLog.record(writer.entry("create", entity: "stream", id: stream.id), before: nil, after: stream.auditFields, on: db, at: now)
-                let eventID = try await ChangeLog.append(type: RegistryEventType.created, body: stream.json, on: db, at: now)
-                return (stream, true, eventID)
+                throw HubError.internalError()
             }
-            publish(created ? RegistryEventType.created : RegistryEventType.updated, stream: stream, eventID: eventID)
+            publish(created ? RegistryEventType.created : RegistryEventType.updated, stream: stream, before: before, eventID: eventID)
             return (stream, created)
         } catch let error as HubError {
             throw error
@@ -285,7 +341,7 @@ public final class RegistryService: Sendable {
         // The version (and so the ETag) stays: check times are bookkeeping, and an editor's If-Match should
         // not fail because a checker passed by. The rendered copies are dropped so reads show the new times.
         rendered.withLock { cache in for check in checks { cache.removeValue(forKey: check.id) } }
-        changed()
+        changed(.checked(Set(checks.map(\.id))))
     }
 
     /// Publishes an event about a stream on the bus (and so on the cable and /events): `{"stream": …}` plus `fields`.
@@ -313,7 +369,7 @@ public final class RegistryService: Sendable {
         }
         let now = Timestamp.now()
         let kind = database.kind
-        let (stream, eventID) = try await database.transaction { db -> (StreamRecord, Int64?) in
+        let (before, stream, eventID) = try await database.transaction { db -> (StreamRecord, StreamRecord, Int64?) in
             guard let current = try await StreamStore.get(id, on: db, forUpdate: true, kind: kind) else { throw Self.notFound(id) }
             if let ifMatch, !Self.matches(ifMatch, current.etag) {
                 throw HubError(.preconditionFailed, code: "stale_write", message: "stream \(id) changed since you read it (now \(current.etag)); fetch it again",
@@ -325,15 +381,15 @@ public final class RegistryService: Sendable {
             if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }
             let next = StreamStore.apply(changes, to: current, at: now)
             guard next.auditFields.mapValues(JSONText.render) != current.auditFields.mapValues(JSONText.render) else {
-                return (current, nil)  // nothing changes: no write, no event
+                return (current, current, nil)  // nothing changes: no write, no event
             }
             guard let stream = try await StreamStore.update(current, with: changes, at: now, on: db) else {
                 throw HubError(.preconditionFailed, code: "stale_write", message: "stream \(id) changed while this write ran; fetch it again")
             }
             try await AuditLog.record(writer.entry(action, entity: "stream", id: id), before: current.auditFields, after: stream.auditFields, on: db, at: now)
-            return (stream, try await ChangeLog.append(type: RegistryEventType.updated, body: stream.json, on: db, at: now))
+            return (current, stream, try await ChangeLog.append(type: RegistryEventType.updated, body: stream.json, on: db, at: now))
         }
-        if let eventID { publish(RegistryEventType.updated, stream: stream, eventID: eventID) }
+        if let eventID { publish(RegistryEventType.updated, stream: stream, before: before, eventID: eventID) }
         return stream
     }
 
@@ -354,12 +410,12 @@ public final class RegistryService: Sendable {
             try await AuditLog.record(writer.entry("delete", entity: "stream", id: id), before: current.auditFields, after: nil, on: db, at: now)
             return (current, try await ChangeLog.append(type: RegistryEventType.deleted, body: current.json, on: db, at: now))
         }
-        publish(RegistryEventType.deleted, stream: stream, eventID: eventID)
+        publish(RegistryEventType.deleted, stream: stream, before: stream, eventID: eventID)
         if let lock = locks.drop(id) { publishUnlocked(lock.streamID, by: lock.holder, reason: "deleted") }
     }
 
-    func publish(_ type: String, stream: StreamRecord, eventID: Int64) {
-        changed()
+    func publish(_ type: String, stream: StreamRecord, before: StreamRecord?, eventID: Int64) {
+        changed(stream.id, before: before, after: type == RegistryEventType.deleted ? nil : stream)
         bus.publish(type: type, payload: ByteBuffer(string: ChangeLog.payload(id: eventID, body: stream.json)), visibility: .viewers)
     }
 

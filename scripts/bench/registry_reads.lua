@@ -23,6 +23,17 @@ function setup(thread)
   thread:set("offset", counter * 7)
 end
 
+-- STREAMHUB_BENCH_RATE (requests/s over all connections) paces each connection: after every answer it
+-- waits so that the connections together offer about that rate, and the latency wrk reports is the
+-- latency at that load (not at saturation). STREAMHUB_BENCH_CONNECTIONS must be wrk's -c.
+local rate = tonumber(os.getenv("STREAMHUB_BENCH_RATE") or "")
+local connections = tonumber(os.getenv("STREAMHUB_BENCH_CONNECTIONS") or "32")
+if rate then
+  function delay()
+    return math.max(0, connections * 1000 / rate - 1)
+  end
+end
+
 local i = 0
 function request()
   i = i + 1

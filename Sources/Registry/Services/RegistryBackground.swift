@@ -32,6 +32,12 @@ struct RegistryBackground: Service {
         let types = RegistryEventType.cable.union([RegistryEventType.tokenRevoked, RegistryEventType.accountChanged])
         let events = service.bus.subscribe(types: types)
         await withDiscardingTaskGroup { group in
+            if service.database.kind == .postgres {
+                // Several instances: know every stream's facts, so another instance's change keeps the lists it cannot alter.
+                group.addTask {
+                    do { try await service.loadFacts() } catch { logger.warning("could not load the streams for the list cache", metadata: ["error": "\(error)"]) }
+                }
+            }
             group.addTask {
                 for await envelope in events.cancelOnGracefulShutdown() {
                     apply(envelope)
@@ -78,7 +84,8 @@ struct RegistryBackground: Service {
             }
             if closed > 0 { logger.info("closed WebSockets of a changed account", metadata: ["subject": "\(changed.subject)", "count": "\(closed)"]) }
         case _ where RegistryEventType.changes.contains(envelope.type):
-            service.changed()
+            // Changes made here were recorded with what they changed when they were made.
+            if envelope.origin != service.bus.origin { service.changedElsewhere(envelope.type, payload: Data(envelope.payload.readableBytesView)) }
         default:
             break
         }

@@ -189,8 +189,9 @@ enum StreamStore {
         return out
     }
 
-    /// Inserts a stream built from `changes` (which must carry a link) and answers it.
-    static func insert(_ changes: StreamChanges, postedByDefault: String?, at now: Double, on db: any SQLDatabase) async throws -> StreamRecord {
+    /// Inserts a stream built from `changes` (which must carry a link) and answers it; `nil` when a stream
+    /// with that link exists already (one statement, where a look-up first would be two).
+    static func insert(_ changes: StreamChanges, postedByDefault: String?, at now: Double, on db: any SQLDatabase) async throws -> StreamRecord? {
         guard let link = changes.link else { throw HubError.validation("link is required") }
         let status = changes.status ?? .unknown
         let isArchived = changes.isArchived ?? false
@@ -205,10 +206,10 @@ enum StreamStore {
                 \(bind: status == .live ? now : nil as Double?), \(bind: isArchived ? now : nil as Double?),
                 \(bind: changes.lastCheckedAt.apply(to: nil)), \(bind: changes.lastLiveAt.apply(to: nil) ?? (status == .live ? now : nil)),
                 \(bind: now), \(bind: now), 1)
+            ON CONFLICT (link) DO NOTHING
             RETURNING \(unsafeRaw: StreamRecord.columns)
             """).first()
-        guard let row else { throw HubError.internalError() }
-        return try StreamRecord(row: row)
+        return try row.map(StreamRecord.init(row:))
     }
 
     /// Applies `changes` to `current` (the caller read it in the same transaction) and answers the new row,
