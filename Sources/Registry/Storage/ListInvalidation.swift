@@ -192,7 +192,8 @@ struct ListChanges: Sendable {
     /// Whether a list built at `built` for `query`, showing `ids`, is still the right answer at `current`.
     func unaffected(_ query: StreamQuery, ids: Set<Int64>, from built: UInt64, to current: UInt64) -> Bool {
         guard built < current else { return true }
-        guard built + 1 >= first, current < first + UInt64(changes.count) + 1 else { return false }
+        // Every version in (built, current] must still be in the ring.
+        guard built + 1 >= first, current < first + UInt64(changes.count) else { return false }
         for version in (built + 1)...current {
             switch changes[Int(version - first)] {
             case .everything:
