@@ -15,7 +15,8 @@ const cleanups = new Set(); // what the open tab runs when another one opens
 function tab(id, label, role, draw) { tabs.push({ id, label, role, draw }); }
 
 function table(headers, rows) {
-  return el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
+  return el("div", { class: "table-scroll" },
+    el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, rows)));
 }
 
 function button(text, onclick, extra = {}) { return el("button", { type: "button", text, onclick, ...extra }); }
@@ -217,7 +218,8 @@ tab("recordings", "Recordings", "viewer", async (box) => {
   const answer = await get("/api/v1/recordings?per_page=100");
   const body = el("tbody", {}, answer.recordings.map(recordingRow));
   watchPreviews(box);
-  box.append(el("table", {}, el("thead", {}, el("tr", {}, ["Preview", "Recording", "State", "Segments", "Source", ""].map((h) => el("th", { text: h })))), body));
+  box.append(el("div", { class: "table-scroll" },
+    el("table", {}, el("thead", {}, el("tr", {}, ["Preview", "Recording", "State", "Segments", "Source", ""].map((h) => el("th", { text: h })))), body)));
   handlers.add((event) => {
     if (event.event === "recording_state" && event.recording) {
       const row = box.querySelector(`tr[data-recording-id="${event.recording.id}"]`);
