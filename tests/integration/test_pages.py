@@ -145,6 +145,12 @@ def frame_is_not_blank(driver, cell):
         return colours.size;""", cell) > 8
 
 
+def row_text(driver, stream_id):
+    """A stream row's text, read in one step (live updates replace rows; a found element can go stale)."""
+    return driver.execute_script(
+        "return (document.querySelector(`tr[data-stream-id=\"${arguments[0]}\"]`) || {}).innerText || ''", str(stream_id))
+
+
 def severe_logs(driver):
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -360,19 +366,21 @@ def test_the_admin_page_edits_under_a_lock_rotates_a_key_and_runs_a_recording(hu
         wait_for(second, lambda d: d.execute_script("return document.body.dataset.live") == "true", 15, "live again")
         # Edit: the lock shows on the other editor's page; the save goes through with If-Match.
         first.find_element(By.XPATH, f'//tr[@data-stream-id="{stream["id"]}"]//button[text()="Edit"]').click()
-        wait_for(second, lambda d: "editor@example.org is editing" in d.find_element(By.CSS_SELECTOR, f'tr[data-stream-id="{stream["id"]}"]').text, 10, "the lock shown")
+        wait_for(second, lambda d: "editor@example.org is editing" in row_text(d, stream["id"]), 10, "the lock shown")
         status, body = hub.call("PATCH", f"/api/v1/streams/{stream['id']}", {"title": "sneaky"}, token=hub.second)
         assert status == 423, body
-        title = first.find_element(By.CSS_SELECTOR, f'tr[data-stream-id="{stream["id"]}"] input[name=title]')
+        editing = f'tr[data-stream-id="{stream["id"]}"] input[name=title]'
+        wait_for(first, lambda d: d.find_elements(By.CSS_SELECTOR, editing), 10, "the edit form")
+        title = first.find_element(By.CSS_SELECTOR, editing)
         title.clear()
         title.send_keys("Edited under lock")
         first.find_element(By.XPATH, f'//tr[@data-stream-id="{stream["id"]}"]//button[text()="Save"]').click()
-        wait_for(second, lambda d: "Edited under lock" in d.find_element(By.CSS_SELECTOR, f'tr[data-stream-id="{stream["id"]}"]').text, 10, "the edit live")
-        wait_for(second, lambda d: "is editing" not in d.find_element(By.CSS_SELECTOR, f'tr[data-stream-id="{stream["id"]}"]').text, 10, "the lock gone")
+        wait_for(second, lambda d: "Edited under lock" in row_text(d, stream["id"]), 10, "the edit live")
+        wait_for(second, lambda d: "is editing" not in row_text(d, stream["id"]), 10, "the lock gone")
         # Archive.
         first.find_element(By.XPATH, f'//tr[@data-stream-id="{stream["id"]}"]//button[text()="Archive"]').click()
         wait_until(lambda: hub.ok("GET", f"/api/v1/streams/{stream['id']}")["is_archived"], 10, "archived")
-        wait_for(second, lambda d: "archived" in d.find_element(By.CSS_SELECTOR, f'tr[data-stream-id="{stream["id"]}"]').text.lower(), 10, "archived shown")
+        wait_for(second, lambda d: "archived" in row_text(d, stream["id"]).lower(), 10, "archived shown")
         screenshot(first, "admin-streams")
 
         # Overlays: create a community, then rotate its key; the page shows each new key once.
