@@ -222,8 +222,12 @@ tab("recordings", "Recordings", "viewer", async (box) => {
     el("table", {}, el("thead", {}, el("tr", {}, ["Preview", "Recording", "State", "Segments", "Source", ""].map((h) => el("th", { text: h })))), body)));
   handlers.add((event) => {
     if (event.event === "recording_state" && event.recording) {
-      const row = box.querySelector(`tr[data-recording-id="${event.recording.id}"]`);
-      if (row) row.replaceWith(recordingRow(event.recording)); else body.prepend(recordingRow(event.recording));
+      const r = event.recording;
+      const row = box.querySelector(`tr[data-recording-id="${r.id}"]`);
+      if (!row) body.prepend(recordingRow(r));
+      // Counters change every second: update them in place, so a button being pressed is never swapped away.
+      else if (row.dataset.state === r.state && row.dataset.hasSegments === String(r.segments > 0)) row.querySelector(".counters").textContent = counters(r);
+      else row.replaceWith(recordingRow(r));
     }
     if (event.event === "recording_export" && event.export) {
       const note = box.querySelector(`[data-export-for="${event.export.recording_id}"]`);
@@ -250,14 +254,16 @@ function watchPreviews(box) {
   cleanups.add(() => socket.close(1000));
 }
 
+function counters(r) { return `${r.segments} (${r.missed_segments} missed)`; }
+
 function recordingRow(r) {
   const running = ["starting", "recording", "stalled"].includes(r.state);
   const note = el("div", { class: "muted", dataset: { exportFor: r.id } });
-  return el("tr", { dataset: { recordingId: r.id, state: r.state } },
+  return el("tr", { dataset: { recordingId: r.id, state: r.state, hasSegments: String(r.segments > 0) } },
     el("td", {}, el("img", { src: thumbnails.get(r.id), alt: "", width: "96", height: "54", class: thumbnails.has(r.id) ? null : "hidden" })),
     el("td", {}, el("a", { class: "mono", href: r.urls.live, target: "_blank", text: r.id.slice(0, 12) }), el("div", { class: "muted", text: when(r.started_at) })),
     el("td", {}, el("span", { class: "badge", dataset: { status: r.state === "recording" ? "live" : "unknown" }, text: r.state })),
-    el("td", { text: `${r.segments} (${r.missed_segments} missed)` }),
+    el("td", { class: "counters", text: counters(r) }),
     el("td", {}, el("span", { class: "cell-text", text: r.source_url })),
     el("td", {}, el("div", { class: "row" },
       editor() && running ? button("Stop", () => attempt(() => api("DELETE", `/api/v1/recordings/${r.id}`), "Stopping")) : null,
