@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
 
 /// The pages' session: a credential (a login JWT, an invite or a display link) kept in an HttpOnly,
 /// SameSite=Lax cookie so that it leaves the address bar after the first visit and no script can read it.
@@ -40,5 +42,11 @@ public enum PageSession {
         guard let origin else { return true }
         guard let host, let range = origin.range(of: "://") else { return false }
         return origin[range.upperBound...].lowercased() == host.lowercased()
+    }
+
+    /// Whether a request comes from one of our pages: it carries the page header (a cross-site form cannot
+    /// send one) and, when the browser names its origin, that origin is this server.
+    public static func isFromPage(_ request: Request) -> Bool {
+        request.headers[HTTPField.Name(pageHeader)!] != nil && isSameOrigin(origin: request.headers[.origin], host: request.head.authority)
     }
 }

@@ -66,9 +66,7 @@ public final class Access: Sendable {
         } else if let session = PageSession.credential(cookieHeader: request.headers[.cookie]) {
             // The pages' session cookie: a write must come from one of our pages (see `PageSession`).
             if request.method != .get && request.method != .head && request.method != .options {
-                guard request.headers[HTTPField.Name(PageSession.pageHeader)!] != nil,
-                      PageSession.isSameOrigin(origin: request.headers[.origin], host: request.head.authority)
-                else {
+                guard PageSession.isFromPage(request) else {
                     throw HubError.forbidden("a write with the session cookie must come from a StreamHub page (\(PageSession.pageHeader) header, same origin)")
                 }
             }

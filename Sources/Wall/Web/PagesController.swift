@@ -181,9 +181,7 @@ struct PagesController {
 
     /// A cookie-authenticated write must come from one of our pages; `/session` asks the same of every write.
     static func requirePage(_ request: Request) throws {
-        guard request.headers[HTTPField.Name(PageSession.pageHeader)!] != nil,
-              PageSession.isSameOrigin(origin: request.headers[.origin], host: request.head.authority)
-        else { throw HubError.forbidden("this request must come from a StreamHub page (\(PageSession.pageHeader) header, same origin)") }
+        guard PageSession.isFromPage(request) else { throw HubError.forbidden("this request must come from a StreamHub page (\(PageSession.pageHeader) header, same origin)") }
     }
 
     static func isSecure(_ request: Request) -> Bool {
