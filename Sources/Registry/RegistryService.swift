@@ -225,7 +225,7 @@ public final class RegistryService: Sendable {
         let now = Timestamp.now()
         let postedBy = writer.principal.name.isEmpty ? nil : writer.principal.name
         do {
-            let (before, stream, created, eventID) = try await database.transaction { db -> (StreamRecord?, StreamRecord, Bool, Int64) in
+            let (before, stream, created, eventID) = try await database.write { db -> (StreamRecord?, StreamRecord, Bool, Int64) in
                 if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }
                 if let stream = try await StreamStore.insert(changes, postedByDefault: postedBy, at: now, on: db) {
                     try await AuditLog.record(writer.entry("create", entity: "stream", id: stream.id), before: nil, after: stream.auditFields, on: db, at: now)
@@ -369,7 +369,7 @@ public final class RegistryService: Sendable {
         }
         let now = Timestamp.now()
         let kind = database.kind
-        let (before, stream, eventID) = try await database.transaction { db -> (StreamRecord, StreamRecord, Int64?) in
+        let (before, stream, eventID) = try await database.write { db -> (StreamRecord, StreamRecord, Int64?) in
             guard let current = try await StreamStore.get(id, on: db, forUpdate: true, kind: kind) else { throw Self.notFound(id) }
             if let ifMatch, !Self.matches(ifMatch, current.etag) {
                 throw HubError(.preconditionFailed, code: "stale_write", message: "stream \(id) changed since you read it (now \(current.etag)); fetch it again",
