@@ -154,7 +154,7 @@ let package = Package(
         .target(
             name: "StatusChecker",
             dependencies: [
-                "HubCore", "HubStore", "Registry", "Recorder",
+                "HubCore", "HubStore", "Registry", "HLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -166,9 +166,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HLS",
+            dependencies: [
+                "HubCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Recorder",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry",
+                "HubCore", "HubStore", "Realtime", "Registry", "HLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -213,6 +224,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "HLSTests",
+            dependencies: ["HLS", "HubCore", "HubTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "HubStoreTests",
             dependencies: ["HubStore", "HubCore", "HubTestSupport"],
             swiftSettings: swiftSettings
@@ -249,7 +265,7 @@ let package = Package(
         .testTarget(
             name: "DiscoveryTests",
             dependencies: [
-                "Discovery", "StatusChecker", "Recorder", "Registry", "HubCore", "HubStore", "StreamHub", "HubTestSupport",
+                "Discovery", "StatusChecker", "Recorder", "HLS", "Registry", "HubCore", "HubStore", "StreamHub", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -258,7 +274,7 @@ let package = Package(
         .testTarget(
             name: "RecorderTests",
             dependencies: [
-                "Recorder", "Registry", "HubCore", "HubStore", "StreamHub", "HubTestSupport",
+                "Recorder", "HLS", "Registry", "HubCore", "HubStore", "StreamHub", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

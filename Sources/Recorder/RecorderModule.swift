@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HLS
 import HubCore
 import HubStore
 import Hummingbird
@@ -8,8 +9,8 @@ import Metrics
 import NIOCore
 import Realtime
 import Registry
-import ServiceLifecycle
 import SQLKit
+import ServiceLifecycle
 
 /// Records live HLS streams into a rewindable archive and serves them back; reports on the Stream
 /// Manager's `state` and `preview` channels.

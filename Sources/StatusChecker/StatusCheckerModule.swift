@@ -1,6 +1,6 @@
 import AsyncHTTPClient
-import Recorder
 import Foundation
+import HLS
 import HubCore
 import HubStore
 import Hummingbird

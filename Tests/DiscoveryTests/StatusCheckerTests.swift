@@ -1,4 +1,5 @@
 import Foundation
+import HLS
 import HTTPTypes
 import HubCore
 import HubTestSupport

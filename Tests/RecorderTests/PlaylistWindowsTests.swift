@@ -1,6 +1,7 @@
 import Foundation
-import Testing
+import HLS
 @testable import Recorder
+import Testing
 
 @Suite struct PlaylistWindowsTests {
     /// 20 two-second segments from sequence 100, starting at t = 1000; a source restart before 110.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HLS
 import HTTPTypes
 import HubCore
 import HubTestSupport

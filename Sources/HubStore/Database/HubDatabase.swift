@@ -101,6 +101,9 @@ public final class HubDatabase: Sendable {
     /// error fails this write alone. On PostgreSQL, where transactions run side by side, it is
     /// ``transaction(_:)``.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        // Measured with POST /streams: group commit lifts SQLite from ~970 to ~1,600 writes/s, but on
+        // PostgreSQL one batch at a time through one connection (~720/s) loses to transactions on the
+        // pool's connections side by side (~1,100/s).
         switch kind {
         case .sqlite: try await groupCommit.run(on: self, body)
         case .postgres: try await transaction(body)

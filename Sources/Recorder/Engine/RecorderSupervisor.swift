@@ -1,12 +1,13 @@
 import AsyncHTTPClient
 import Foundation
+import HLS
 import HubCore
 import HubStore
 import Logging
 import Metrics
 import NIOCore
-import ServiceLifecycle
 import SQLKit
+import ServiceLifecycle
 import Synchronization
 
 /// Runs the recordings this instance holds the lease of: starts them (and resumes them after a restart),

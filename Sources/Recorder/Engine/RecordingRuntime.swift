@@ -1,5 +1,6 @@
 import DequeModule
 import Foundation
+import HLS
 import HubCore
 import Metrics
 import NIOCore

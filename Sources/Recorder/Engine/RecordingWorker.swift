@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HLS
 import HubCore
 import Logging
 import NIOCore

@@ -1,4 +1,5 @@
 import Foundation
+import HLS
 
 /// A recorded segment as the recording's index knows it.
 public struct RecordedSegment: Sendable, Equatable {

@@ -137,17 +137,3 @@ struct StateForwarder: Service {
         return frame
     }
 }
-
-/// Shuts an HTTP client down with the application.
-public struct HTTPClientCloser: Service {
-    let client: HTTPClient
-
-    public init(client: HTTPClient) {
-        self.client = client
-    }
-
-    public func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import HLS
 import HubCore
 
 /// Why a recording cannot start or go on.

@@ -1,7 +1,7 @@
 import Foundation
+import HLS
 import HubCore
 import NIOCore
-import Recorder
 import Registry
 import Synchronization
 

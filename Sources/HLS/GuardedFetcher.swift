@@ -3,6 +3,7 @@ import Foundation
 import HubCore
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 
 /// Fetches user-supplied URLs safely: every URL, and every redirect hop, passes the ``SourceURLGuard``
 /// first; plain-HTTP requests connect to the very address the guard checked (so a DNS answer that
@@ -112,5 +113,19 @@ public struct GuardedFetcher: Sendable {
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "HTTP client error: \(error)" }
         return "\(error)"
+    }
+}
+
+/// Shuts an HTTP client (a ``GuardedFetcher``'s, say) down with the application.
+public struct HTTPClientCloser: Service {
+    let client: HTTPClient
+
+    public init(client: HTTPClient) {
+        self.client = client
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
     }
 }

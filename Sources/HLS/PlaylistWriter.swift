@@ -55,14 +55,14 @@ extension MediaPlaylist {
     }
 }
 
-enum PlaylistWriter {
+public enum PlaylistWriter {
     /// Attributes whose values are quoted strings (RFC 8216 section 4.3.4.2).
-    static let quotedAttributes: Set<String> = ["CODECS", "AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS", "URI", "NAME", "GROUP-ID", "LANGUAGE",
+    public static let quotedAttributes: Set<String> = ["CODECS", "AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS", "URI", "NAME", "GROUP-ID", "LANGUAGE",
                                                 "ASSOC-LANGUAGE", "CHARACTERISTICS", "INSTREAM-ID", "KEYFORMAT", "KEYFORMATVERSIONS", "BYTERANGE",
                                                 "PATHWAY-ID", "STABLE-VARIANT-ID", "STABLE-RENDITION-ID"]
 
     /// A duration with up to three decimals and no trailing zeros ("2", "1.5", "6.006").
-    static func duration(_ seconds: Double) -> String {
+    public static func duration(_ seconds: Double) -> String {
         var text = String(format: "%.3f", seconds)
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") { text.removeLast() }

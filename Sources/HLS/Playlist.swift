@@ -68,6 +68,11 @@ public struct Resolution: Sendable, Equatable, CustomStringConvertible {
     public var width: Int
     public var height: Int
     public var description: String { "\(width)x\(height)" }
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
 }
 
 /// A media playlist: the segments of one rendition.
@@ -134,12 +139,22 @@ public struct ByteRange: Sendable, Equatable, CustomStringConvertible {
     public var offset: Int?
 
     public var description: String { offset.map { "\(length)@\($0)" } ?? "\(length)" }
+
+    public init(length: Int, offset: Int? = nil) {
+        self.length = length
+        self.offset = offset
+    }
 }
 
 /// `EXT-X-MAP`.
 public struct MediaInitialization: Sendable, Equatable {
     public var uri: String
     public var byteRange: ByteRange?
+
+    public init(uri: String, byteRange: ByteRange? = nil) {
+        self.uri = uri
+        self.byteRange = byteRange
+    }
 }
 
 /// `EXT-X-KEY`, with its attributes as written (passed through, never interpreted beyond METHOD and URI).
@@ -147,6 +162,12 @@ public struct EncryptionKey: Sendable, Equatable {
     public var method: String
     public var uri: String?
     public var attributes: [String]
+
+    public init(method: String, uri: String? = nil, attributes: [String]) {
+        self.method = method
+        self.uri = uri
+        self.attributes = attributes
+    }
 
     public static func == (lhs: EncryptionKey, rhs: EncryptionKey) -> Bool {
         lhs.method == rhs.method && lhs.uri == rhs.uri && lhs.attributes == rhs.attributes

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Recorder
+@testable import HLS
 
 @Suite struct PlaylistTests {
     @Test func readsALiveMediaPlaylistAsServersWriteIt() throws {
