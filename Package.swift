@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "StreamHub",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder", "Wall",
+                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder", "Wall", "StreamManager",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -208,6 +208,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "StreamManager",
+            dependencies: [
+                "HubCore", "HubStore", "Realtime", "Registry", "Recorder", "HLS",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HubTestSupport",
             dependencies: [
                 "HubCore", "HubStore", "StreamHub", "Registry",
@@ -221,6 +235,14 @@ let package = Package(
         .testTarget(
             name: "HubCoreTests",
             dependencies: ["HubCore", "HubTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StreamManagerTests",
+            dependencies: [
+                "StreamManager", "HubCore", "StreamHub", "HubTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -33,7 +33,12 @@ public struct RegistryModule: Sendable {
 
     /// `/api/v1` with the registry's authentication and write limits, for other modules' routes too.
     public func apiGroup(_ router: Router<HubRequestContext>) -> RouterGroup<HubRequestContext> {
-        router.group("api/v1").add(middleware: AuthMiddleware(access: access, writeLimiter: writeLimiter))
+        authenticatedGroup(router, path: "api/v1")
+    }
+
+    /// A group of routes outside `/api/v1` that signs callers in the same way (a program's HLS output, say).
+    public func authenticatedGroup(_ router: Router<HubRequestContext>, path: RouterPath) -> RouterGroup<HubRequestContext> {
+        router.group(path).add(middleware: AuthMiddleware(access: access, writeLimiter: writeLimiter))
     }
 
     public func addRoutes(to router: Router<HubRequestContext>) {

@@ -12,6 +12,7 @@ import StatusChecker
 import Recorder
 import Registry
 import ServiceLifecycle
+import StreamManager
 import Wall
 
 /// The version `streamhub --version` prints and /health reports.
@@ -30,6 +31,7 @@ public struct StreamHubApplication: Sendable {
     public let status: StatusCheckerModule
     public let recorder: RecorderModule
     public let wall: WallModule
+    public let streamManager: StreamManagerModule
     public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
@@ -129,6 +131,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     recorder.addRoutes(to: router, api: api)
     let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
     wall.addRoutes(to: router, api: api)
+    let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, registry: registryModule, recorder: recorder,
+                                            logger: logger)
+    streamManager.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -147,6 +152,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += status.services
     services += recorder.services
     services += wall.services
+    services += streamManager.services
     let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
                                  interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
     services.append(grpc)
@@ -165,12 +171,12 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, grpc: grpc, routes: routes,
+                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, streamManager: streamManager, grpc: grpc, routes: routes,
                                 health: health, metrics: registry, logger: logger)
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all + ProgramMigrations.all
 
 extension String {
     fileprivate func nonEmpty(or fallback: String) -> String { isEmpty ? fallback : self }

@@ -1,0 +1,61 @@
+import HubStore
+import SQLKit
+
+/// The Stream Manager's tables. Times are seconds since 1970 (DOUBLE PRECISION).
+public enum ProgramMigrations {
+    public static let all: [any Migration] = [CreateProgramTables()]
+}
+
+struct CreateProgramTables: Migration {
+    let name = "0700-program-tables"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        let id = kind == .postgres ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+        let statements = [
+            """
+            CREATE TABLE programs (
+                name TEXT PRIMARY KEY,
+                title TEXT,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                fps INTEGER NOT NULL,
+                video_bitrate INTEGER NOT NULL,
+                preset TEXT NOT NULL,
+                audio_layer BIGINT,
+                state TEXT NOT NULL DEFAULT 'stopped',
+                version BIGINT NOT NULL DEFAULT 1,
+                created_by TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE program_layers (
+                id \(id),
+                program TEXT NOT NULL REFERENCES programs (name) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                z INTEGER NOT NULL,
+                visible BOOLEAN NOT NULL,
+                x INTEGER NOT NULL,
+                y INTEGER NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                opacity DOUBLE PRECISION NOT NULL,
+                text TEXT,
+                stream_id BIGINT,
+                recording_id TEXT,
+                url TEXT,
+                community_id BIGINT,
+                wall TEXT,
+                image_id TEXT,
+                style TEXT,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX program_layers_program ON program_layers (program)",
+        ]
+        for statement in statements {
+            try await database.raw(SQLQueryString(statement)).run()
+        }
+    }
+}

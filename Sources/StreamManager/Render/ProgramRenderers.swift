@@ -1,0 +1,336 @@
+import Foundation
+import HubCore
+import Logging
+import Metrics
+import ServiceLifecycle
+import Subprocess
+import Synchronization
+import SystemPackage
+
+/// Runs one ffmpeg per program that should be running, and keeps each in step with its program.
+///
+/// The database says what each program should do (``Program/State``); this service follows it: at start it
+/// resumes every program that was running (a restart of StreamHub resumes the programs), and on every
+/// `program_changed` event (from this instance or another) it loads the program and hands it to its
+/// renderer. A renderer whose new plan differs only in text (a text layer's words, a caption) rewrites the
+/// text files and ffmpeg keeps going; any other change starts a new ffmpeg (the HLS output continues with a
+/// discontinuity). A crashed ffmpeg is restarted with backoff (1 s doubling to 30 s) and the error is in
+/// the state.
+public final class ProgramRenderers: Service, Sendable {
+    let store: ProgramStore
+    let bus: EventBus
+    let logger: Logger
+    /// `<data dir>/programs`: one directory per program, holding its HLS output and text files.
+    public let directory: String
+    let selfURL: String
+    let ffmpegPath: String?
+    let fontFile: String?
+    let runningRecording: @Sendable (Int64) async -> String?
+    private let renderers = Mutex<[String: Renderer]>([:])
+    private let captions = Mutex<[Int64: [String]]>([:])
+    /// New renderers for `run()` to start in its task group.
+    private let starts: AsyncStream<Renderer>
+    private let startContinuation: AsyncStream<Renderer>.Continuation
+
+    init(store: ProgramStore, bus: EventBus, dataDirectory: String, selfURL: String, ffmpeg: String = "ffmpeg", logger: Logger,
+         runningRecording: @escaping @Sendable (Int64) async -> String?) {
+        self.store = store
+        self.bus = bus
+        self.logger = logger
+        self.directory = (dataDirectory as NSString).appendingPathComponent("programs")
+        self.selfURL = selfURL
+        self.ffmpegPath = ChildProcess.locate(ffmpeg)
+        self.fontFile = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                         "/usr/share/fonts/dejavu/DejaVuSans.ttf"].first { FileManager.default.fileExists(atPath: $0) }
+        self.runningRecording = runningRecording
+        (starts, startContinuation) = AsyncStream.makeStream(of: Renderer.self)
+    }
+
+    func requireFFmpeg() async throws {
+        guard ffmpegPath != nil else {
+            throw HubError.unavailable("ffmpeg is not installed on this server; install it (apt-get install ffmpeg) and restart StreamHub")
+        }
+    }
+
+    /// The render state of a program as JSON (the seed's `payload.stream` shape).
+    func stateJSON(_ name: String) -> String {
+        renderers.withLock { $0[name] }?.state.json ?? RenderState(targetFPS: 0).json
+    }
+
+    public func state(_ name: String) -> RenderState? {
+        renderers.withLock { $0[name] }?.state
+    }
+
+    public func run() async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    for program in try await self.store.list() where program.state != .stopped { await self.follow(program.name, program) }
+                } catch {
+                    self.logger.error("could not load programs to resume", metadata: ["error": "\(error)"])
+                }
+                for await envelope in events.cancelOnGracefulShutdown() {
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(envelope.payload.readableBytesView)) as? [String: Any] else { continue }
+                    if envelope.type == "caption" {
+                        if let community = envelope.visibility.community, let text = object["text"] as? String {
+                            await self.caption(text, final: object["is_final"] as? Bool ?? true, community: community)
+                        }
+                        continue
+                    }
+                    guard let name = object["program"] as? String else { continue }
+                    let program = try? await self.store.get(name)
+                    await self.follow(name, program)
+                }
+            }
+            group.addTask {
+                // On shutdown each ffmpeg is stopped here; the database keeps the programs running, so the
+                // next start resumes them.
+                try? await gracefulShutdown()
+                self.startContinuation.finish()
+                for renderer in self.renderers.withLock({ Array($0.values) }) { renderer.stop() }
+            }
+            for await renderer in starts { group.addTask { await renderer.run() } }
+            await group.waitForAll()
+        }
+    }
+
+    /// Hands a program's latest version (or its deletion, `nil`) to its renderer, creating one as needed.
+    func follow(_ name: String, _ program: Program?) async {
+        let recordings = await sourceRecordings(program)
+        let renderer = renderers.withLock { renderers -> Renderer? in
+            if let existing = renderers[name] { return existing }
+            guard let program, program.state != .stopped else { return nil }
+            let renderer = Renderer(name: name, owner: self, targetFPS: program.fps)
+            renderers[name] = renderer
+            return renderer
+        }
+        guard let renderer else { return }
+        if renderer.isNew { startContinuation.yield(renderer) }
+        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings)
+    }
+
+    /// The recording each stream source layer plays: the stream's running recording.
+    func sourceRecordings(_ program: Program?) async -> [Int64: String] {
+        var result: [Int64: String] = [:]
+        for layer in program?.layers ?? [] where layer.kind == .source {
+            if let stream = layer.streamID, let recording = await runningRecording(stream) { result[layer.id] = recording }
+        }
+        return result
+    }
+
+    /// A caption of a community: every renderer showing it rewrites its captions text (no restart).
+    func caption(_ text: String, final: Bool, community: Int64) async {
+        captions.withLock { all in
+            var lines = all[community] ?? []
+            // An interim line replaces the previous interim one (marked by a trailing NUL), as the overlay page does.
+            if lines.last?.hasSuffix("\u{0}") == true { lines.removeLast() }
+            lines.append(final ? text : text + "\u{0}")
+            all[community] = Array(lines.suffix(5))
+        }
+        for renderer in renderers.withLock({ Array($0.values) }) { renderer.refreshText() }
+    }
+
+    func captionLines() -> [Int64: [String]] {
+        captions.withLock { all in all.mapValues { $0.map { $0.replacingOccurrences(of: "\u{0}", with: "") } } }
+    }
+
+    func renderEnded(_ name: String, _ renderer: Renderer) {
+        renderers.withLock { renderers in
+            if renderers[name] === renderer { renderers.removeValue(forKey: name) }
+        }
+    }
+
+    /// One program's ffmpeg, restarted when its plan changes or it dies.
+    final class Renderer: Sendable {
+        let name: String
+        let owner: ProgramRenderers
+        private let shared: Mutex<Shared>
+        private let wake: AsyncStream<Void>.Continuation
+        private let wakes: AsyncStream<Void>
+
+        struct Shared {
+            var started = false
+            var desired: Program?
+            var recordings: [Int64: String] = [:]
+            var state: RenderState
+            var stopping = false
+        }
+
+        init(name: String, owner: ProgramRenderers, targetFPS: Int) {
+            self.name = name
+            self.owner = owner
+            self.shared = Mutex(Shared(state: RenderState(targetFPS: targetFPS)))
+            (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        }
+
+        var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
+        var state: RenderState { shared.withLock { $0.state } }
+
+        func want(_ program: Program?, recordings: [Int64: String]) {
+            shared.withLock { state in
+                state.desired = program
+                state.recordings = recordings
+                if let program { state.state.targetFPS = program.fps; state.state.isPaused = program.state == .paused }
+            }
+            wake.yield()
+        }
+
+        func refreshText() { wake.yield() }
+
+        func stop() {
+            shared.withLock { $0.stopping = true; $0.desired = nil }
+            wake.yield()
+        }
+
+        private func update(_ change: (inout RenderState) -> Void) {
+            shared.withLock { change(&$0.state) }
+        }
+
+        /// The plan for what is wanted now, or `nil` when the program should not run.
+        private func currentPlan() -> RenderPlan? {
+            let (program, recordings) = shared.withLock { ($0.desired, $0.recordings) }
+            guard let program else { return nil }
+            let environment = RenderPlan.Environment(
+                directory: "\(owner.directory)/\(name)", selfURL: owner.selfURL, fontFile: owner.fontFile, recordingForLayer: recordings,
+                captions: owner.captionLines())
+            return RenderPlan.make(program, paused: program.state == .paused, environment: environment)
+        }
+
+        func run() async {
+            defer { owner.renderEnded(name, self) }
+            var backoff: Double = 1
+            while !Task.isCancelled {
+                guard let plan = currentPlan() else { break }
+                guard let ffmpeg = owner.ffmpegPath else {
+                    update { $0.error = "ffmpeg is not installed"; $0.isLive = false }
+                    for await _ in wakes { break }
+                    continue
+                }
+                do {
+                    try FileManager.default.createDirectory(atPath: "\(owner.directory)/\(name)", withIntermediateDirectories: true)
+                    try Self.write(plan.textFiles)
+                } catch {
+                    update { $0.error = "could not write the program's files: \(error)" }
+                }
+                let started = Date().timeIntervalSince1970
+                let outcome = await runFFmpeg(ffmpeg, plan)
+                update { $0.isLive = false }
+                switch outcome {
+                case .replan:
+                    update { $0.restarts += 1 }
+                    backoff = 1
+                case .stopped:
+                    return
+                case .exited(let why):
+                    if Date().timeIntervalSince1970 - started > 30 { backoff = 1 }
+                    update { $0.error = why; $0.restarts += 1 }
+                    owner.logger.warning("program renderer exited; restarting", metadata: ["program": "\(name)", "error": "\(why)", "backoff_s": "\(backoff)"])
+                    try? await Task.sleep(for: .seconds(backoff))
+                    backoff = min(30, backoff * 2)
+                }
+            }
+        }
+
+        enum Outcome { case replan, stopped, exited(String) }
+
+        /// Runs ffmpeg with `plan` until it exits, the plan changes (beyond text) or the program stops.
+        private func runFFmpeg(_ path: String, _ plan: RenderPlan) async -> Outcome {
+            let stderrTail = TextTail()
+            let wakes = self.wakes
+            do {
+                let result = try await Subprocess.run(
+                    .path(FilePath(path)), arguments: Arguments(plan.arguments), input: .none, output: .sequence, error: .sequence
+                ) { execution -> Outcome in
+                    await withTaskGroup(of: Outcome?.self) { group in
+                        group.addTask {
+                            var parser = ProgressParser()
+                            do {
+                                for try await line in execution.standardOutput.strings() {
+                                    guard let report = parser.feed(Substring(line), now: Date().timeIntervalSince1970) else { continue }
+                                    self.update { state in
+                                        if !state.isLive { state.isLive = true; state.startTime = state.startTime ?? Date().timeIntervalSince1970 }
+                                        state.frameCount = report.frame
+                                        state.fps = report.fps
+                                        state.droppedFrames = report.dropped
+                                        state.speed = report.speed
+                                        if let time = report.renderTime { state.averageRenderTime = time }
+                                        state.error = nil
+                                    }
+                                }
+                            } catch {}
+                            return nil
+                        }
+                        group.addTask {
+                            do {
+                                for try await line in execution.standardError.strings() {
+                                    stderrTail.append(line)
+                                }
+                            } catch {}
+                            return nil
+                        }
+                        group.addTask {
+                            // Changes: text only → rewrite the files; anything else → stop this ffmpeg.
+                            for await _ in wakes {
+                                guard let next = self.currentPlan() else {
+                                    try? execution.send(signal: .terminate)
+                                    return .stopped
+                                }
+                                if next.arguments == plan.arguments {
+                                    try? Self.write(next.textFiles)
+                                    continue
+                                }
+                                try? execution.send(signal: .terminate)
+                                return .replan
+                            }
+                            return .stopped
+                        }
+                        var decided: Outcome?
+                        var finishedReaders = 0
+                        while let outcome = await group.next() {
+                            if let outcome { decided = outcome; break }
+                            finishedReaders += 1
+                            if finishedReaders == 2 { break }
+                        }
+                        group.cancelAll()
+                        return decided ?? .exited("")
+                    }
+                }
+                switch result.closureResult {
+                case .replan, .stopped: return result.closureResult
+                case .exited:
+                    let status: String
+                    switch result.terminationStatus {
+                    case .exited(let code): status = "ffmpeg exited with status \(code)"
+                    case .signaled(let signal): status = "ffmpeg was killed by signal \(signal)"
+                    }
+                    let tail = stderrTail.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    return .exited(tail.isEmpty ? status : status + ": " + String(tail.suffix(300)))
+                }
+            } catch {
+                return .exited("could not start ffmpeg: \(error)")
+            }
+        }
+
+        /// Writes each text file atomically (a rename), so drawtext never reads half a file.
+        static func write(_ files: [String: String]) throws {
+            for (path, text) in files {
+                let temporary = path + ".tmp"
+                try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+                if rename(temporary, path) != 0 { throw HubError.internalError() }
+            }
+        }
+    }
+}
+
+/// The last 2,000 characters a process wrote to standard error.
+final class TextTail: Sendable {
+    private let storage = Mutex("")
+
+    func append(_ line: String) {
+        storage.withLock { tail in tail = String((tail + line + "\n").suffix(2000)) }
+    }
+
+    var text: String { storage.withLock { $0 } }
+}
