@@ -173,6 +173,36 @@ RECORDING_ID = {"name": "id", "in": "path", "required": True, "schema": {"type":
 EXPORT_ID = {"name": "export", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "description": "Export id"}
 TIMESTAMP = {"name": "timestamp", "in": "path", "required": True, "schema": STRING, "description": "Unix seconds or YYYYMMDDHHMMSS (UTC)"}
 MINUTES = {"name": "minutes", "in": "path", "required": True, "schema": STRING, "description": "Window length in minutes (at most 1440)"}
+PROGRAM_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "description": "Program name"}
+LAYER_ID = path_id("id", "Layer id")
+COLOUR = {"type": "string", "pattern": "^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$"}
+LAYER_STYLE = obj({"color": COLOUR, "background": COLOUR, "font_size": {"type": "integer", "minimum": 8, "maximum": 200},
+                   "lines": {"type": "integer", "minimum": 1, "maximum": 5}})
+LAYER_KINDS = ["source", "wall", "captions", "text", "image", "slate"]
+LAYER = obj({"id": INT, "kind": {"type": "string", "enum": LAYER_KINDS}, "z": INT, "visible": BOOL, "x": INT, "y": INT, "width": INT, "height": INT,
+             "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": nullable(STRING), "stream_id": nullable(INT), "recording_id": nullable(STRING),
+             "url": nullable(STRING), "community_id": nullable(INT), "wall": nullable(STRING), "image_id": nullable(STRING), "style": LAYER_STYLE,
+             "updated_at": TIME})
+LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; kind is required on POST. A layer keeps only its kind's fields: text (text, slate), "
+               "stream_id or recording_id (source), community_id (captions). A new layer without a size covers the canvas (a text or captions layer: a band "
+               "as tall as its lines). It must overlap the canvas; width and height at most four times the program's. url sources, wall and image layers "
+               "are refused for now (422).",
+               "properties": {"kind": {"type": "string", "enum": LAYER_KINDS}, "visible": BOOL, "x": INT, "y": INT, "width": {"type": "integer", "minimum": 1},
+                              "height": {"type": "integer", "minimum": 1}, "z": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                              "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": {"type": ["string", "null"], "maxLength": 500},
+                              "stream_id": nullable(INT), "recording_id": nullable(STRING), "community_id": nullable(INT), "style": LAYER_STYLE}}
+RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
+                    "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},
+                    "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT})
+PROGRAM = obj({"name": STRING, "title": nullable(STRING), "width": INT, "height": INT, "fps": INT, "video_bitrate": INT, "preset": STRING,
+               "audio_layer_id": nullable(INT), "state": {"type": "string", "enum": ["stopped", "running", "paused"]}, "version": INT, "hls_url": STRING,
+               "layers": {"type": "array", "items": ref("Layer")}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,
+               "updated_at": TIME})
+PROGRAM_SETTINGS = {"title": optional_string(100), "width": {"type": "integer", "minimum": 160, "maximum": 3840, "multipleOf": 2},
+                    "height": {"type": "integer", "minimum": 90, "maximum": 2160, "multipleOf": 2}, "fps": {"type": "integer", "minimum": 1, "maximum": 60},
+                    "video_bitrate": {"type": "integer", "minimum": 100, "maximum": 50000, "description": "kbit/s"},
+                    "preset": {"type": "string", "enum": ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]}}
+
 PLAYLIST = {"description": "HLS playlist", "content": {"application/vnd.apple.mpegurl": {"schema": STRING}}}
 SEGMENT_CONTENT = {"video/mp2t": {"schema": STRING}, "video/mp4": {"schema": STRING}, "audio/aac": {"schema": STRING}}
 SEGMENT_RESPONSES = {"200": {"description": "The segment", "content": SEGMENT_CONTENT}, "206": {"description": "Part of it (Range)", "content": SEGMENT_CONTENT},
@@ -517,6 +547,35 @@ paths = {
                                              {"200": ok(obj({"links": {"type": "array", "items": ref("WallLink")}}))}, "walls", params=[WALL_NAME])},
     "/api/v1/walls/{name}/links/{link}": {"delete": op("Revoke a link (editor): its token stops working and its sockets close", {"204": NO_CONTENT}, "walls",
                                                        params=[WALL_NAME, path_id("link", "Link id")])},
+    "/api/v1/programs": {
+        "get": op("Programs with their layers and render state (viewer)", {"200": ok(obj({"programs": {"type": "array", "items": ref("Program")}}))}, "programs"),
+        "post": op("Create a program (editor): 1280x720 at 30 fps, 3000 kbit/s, veryfast by default; stopped until started", {"201": ok(ref("Program"))}, "programs",
+                   body={"type": "object", "properties": {"name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, **PROGRAM_SETTINGS}, "required": ["name"]}),
+    },
+    "/api/v1/programs/{name}": {
+        "get": op("A program with its layers and render state (viewer)", {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME]),
+        "patch": op("Change a program's settings (editor); a running program restarts its renderer", {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME],
+                    body={"type": "object", "properties": {**PROGRAM_SETTINGS, "audio_layer_id": {"type": ["integer", "null"], "description": "A source layer, or null for silence"}}}),
+        "delete": op("Delete a program (editor); its renderer stops", {"204": NO_CONTENT}, "programs", params=[PROGRAM_NAME]),
+    },
+    **{f"/api/v1/programs/{{name}}/{action}": {"post": op(summary, {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME], body=None)}
+       for action, summary in [("start", "Start rendering (editor); 503 when ffmpeg is not installed"), ("stop", "Stop rendering (editor)"),
+                               ("pause", "Pause (editor): the output keeps flowing and shows the slates (or 'Paused')"), ("resume", "Back to live (editor)")]},
+    "/api/v1/programs/{name}/layers": {
+        "get": op("A program's layers, bottom first (viewer)", {"200": ok(obj({"layers": {"type": "array", "items": ref("Layer")}}))}, "programs", params=[PROGRAM_NAME]),
+        "post": op("Add a layer (editor), on top unless z is given; at most 32", {"201": ok(ref("Layer"))}, "programs", params=[PROGRAM_NAME], body=LAYER_INPUT),
+    },
+    "/api/v1/programs/{name}/layers/{id}": {
+        "patch": op("Change a layer (editor): text changes show without restarting the renderer", {"200": ok(ref("Layer"))}, "programs", params=[PROGRAM_NAME, LAYER_ID],
+                    body=LAYER_INPUT),
+        "delete": op("Remove a layer (editor)", {"204": NO_CONTENT}, "programs", params=[PROGRAM_NAME, LAYER_ID]),
+    },
+    "/api/v1/programs/{name}/layers/order": {"put": op("Reorder the layers (editor): every layer id once, bottom first",
+                                                       {"200": ok(obj({"layers": {"type": "array", "items": ref("Layer")}}))}, "programs", params=[PROGRAM_NAME],
+                                                       body=obj({"order": {"type": "array", "items": INT}}, required=["order"]))},
+    "/programs/{name}/live.m3u8": {"get": op("A running program's HLS output (viewer): 1-second segments, the last 6", {"200": PLAYLIST}, "programs", params=[PROGRAM_NAME])},
+    "/programs/{name}/{file}": {"get": op("A segment of a program's output (viewer)", {"200": {"description": "MPEG-TS", "content": {"video/mp2t": {"schema": STRING}}}},
+                                          "programs", params=[PROGRAM_NAME, {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^seg-[0-9]+\\.ts$"}}])},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 
@@ -538,6 +597,7 @@ document = {
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
             "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL, "WallLink": WALL_LINK,
+            "Program": PROGRAM, "Layer": LAYER, "RenderState": RENDER_STATE,
         },
     },
 }
