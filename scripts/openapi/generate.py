@@ -193,7 +193,7 @@ LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; ki
                               "stream_id": nullable(INT), "recording_id": nullable(STRING), "community_id": nullable(INT), "style": LAYER_STYLE}}
 RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
                     "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},
-                    "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT})
+                    "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT, "liveChanges": INT})
 PROGRAM = obj({"name": STRING, "title": nullable(STRING), "width": INT, "height": INT, "fps": INT, "video_bitrate": INT, "preset": STRING,
                "audio_layer_id": nullable(INT), "state": {"type": "string", "enum": ["stopped", "running", "paused"]}, "version": INT, "hls_url": STRING,
                "layers": {"type": "array", "items": ref("Layer")}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,

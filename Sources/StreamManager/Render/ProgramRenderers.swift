@@ -189,12 +189,12 @@ public final class ProgramRenderers: Service, Sendable {
         }
 
         /// The plan for what is wanted now, or `nil` when the program should not run.
-        private func currentPlan() -> RenderPlan? {
+        private func currentPlan(controlPort: Int) -> RenderPlan? {
             let (program, recordings) = shared.withLock { ($0.desired, $0.recordings) }
             guard let program else { return nil }
             let environment = RenderPlan.Environment(
                 directory: "\(owner.directory)/\(name)", selfURL: owner.selfURL, fontFile: owner.fontFile, recordingForLayer: recordings,
-                captions: owner.captionLines())
+                captions: owner.captionLines(), controlPort: controlPort)
             return RenderPlan.make(program, paused: program.state == .paused, environment: environment)
         }
 
@@ -202,7 +202,7 @@ public final class ProgramRenderers: Service, Sendable {
             defer { owner.renderEnded(name, self) }
             var backoff: Double = 1
             while !Task.isCancelled {
-                guard let plan = currentPlan() else { break }
+                guard let port = try? FreePort.pick(), let plan = currentPlan(controlPort: port) else { break }
                 guard let ffmpeg = owner.ffmpegPath else {
                     update { $0.error = "ffmpeg is not installed"; $0.isLive = false }
                     for await _ in wakes { break }
@@ -215,7 +215,7 @@ public final class ProgramRenderers: Service, Sendable {
                     update { $0.error = "could not write the program's files: \(error)" }
                 }
                 let started = Date().timeIntervalSince1970
-                let outcome = await runFFmpeg(ffmpeg, plan)
+                let outcome = await runFFmpeg(ffmpeg, plan, controlPort: port)
                 update { $0.isLive = false }
                 switch outcome {
                 case .replan:
@@ -236,7 +236,7 @@ public final class ProgramRenderers: Service, Sendable {
         enum Outcome { case replan, stopped, exited(String) }
 
         /// Runs ffmpeg with `plan` until it exits, the plan changes (beyond text) or the program stops.
-        private func runFFmpeg(_ path: String, _ plan: RenderPlan) async -> Outcome {
+        private func runFFmpeg(_ path: String, _ plan: RenderPlan, controlPort: Int) async -> Outcome {
             let stderrTail = TextTail()
             let wakes = self.wakes
             do {
@@ -271,18 +271,31 @@ public final class ProgramRenderers: Service, Sendable {
                             return nil
                         }
                         group.addTask {
-                            // Changes: text only → rewrite the files; anything else → stop this ffmpeg.
+                            // A change of text or controls is applied to the running ffmpeg (files rewritten,
+                            // commands over its control port); any other change stops it for a new graph.
+                            var applied = plan.controls
                             for await _ in wakes {
-                                guard let next = self.currentPlan() else {
+                                guard let next = self.currentPlan(controlPort: controlPort) else {
                                     try? execution.send(signal: .terminate)
                                     return .stopped
                                 }
-                                if next.arguments == plan.arguments {
-                                    try? Self.write(next.textFiles)
-                                    continue
+                                guard next.shape == plan.shape else {
+                                    try? execution.send(signal: .terminate)
+                                    return .replan
                                 }
-                                try? execution.send(signal: .terminate)
-                                return .replan
+                                try? Self.write(next.textFiles)
+                                let changed = next.controls.filter { applied[$0.key] != $0.value }.sorted { $0.key < $1.key }
+                                guard !changed.isEmpty else { continue }
+                                do {
+                                    let replies = try await ZMQControl.send(changed.map(\.value.message), port: controlPort)
+                                    if let refused = replies.first(where: { !$0.hasPrefix("0 ") }) { throw ZMQControl.Failure(description: refused) }
+                                    for (key, control) in changed { applied[key] = control }
+                                    self.update { $0.liveChanges += 1 }
+                                } catch {
+                                    self.owner.logger.warning("a live change failed; restarting the renderer", metadata: ["program": "\(self.name)", "error": "\(error)"])
+                                    try? execution.send(signal: .terminate)
+                                    return .replan
+                                }
                             }
                             return .stopped
                         }
@@ -333,4 +346,23 @@ final class TextTail: Sendable {
     }
 
     var text: String { storage.withLock { $0 } }
+}
+
+/// A free TCP port on loopback (for ffmpeg's control socket).
+enum FreePort {
+    static func pick() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HubError.internalError() }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw HubError.internalError() }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 }

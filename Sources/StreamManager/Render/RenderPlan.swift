@@ -3,14 +3,30 @@ import Foundation
 /// The ffmpeg command for one program: inputs, the filter graph built from its layers (bottom to top) and
 /// the outputs. Pure: it reads the program and where things are, and writes nothing.
 ///
-/// Text, slate messages and captions are drawn by `drawtext` from files (`reload=1`), so changing them
-/// never restarts ffmpeg: the renderer rewrites the file and the next frames show it. Everything else
-/// (a layer added, moved, shown or hidden, another source) is a new graph.
+/// What can change while ffmpeg runs is kept out of the graph's shape:
+/// - text (a text layer's words, a slate's message, captions) is drawn by `drawtext` from files
+///   (`reload=1`): the renderer rewrites the file;
+/// - a layer's visibility, its position, and pause/resume are **controls**: every layer is in the graph
+///   (hidden ones disabled), each filter is named (`drawbox@l3b`, `overlay@l5`), and a change is a command
+///   sent to ffmpeg's `zmq` filter (`drawbox@l3b enable 0`, `overlay@l5 x 120`).
+/// Two plans with the same ``shape`` differ only in files and controls, so the renderer applies the
+/// difference without a restart; anything else (a layer added or removed, resized, another source, another
+/// style, new output settings) is a new ffmpeg.
 struct RenderPlan: Equatable {
     /// ffmpeg's arguments (without the program path).
     var arguments: [String]
+    /// The arguments with every control's value left out: equal shapes can be switched between live.
+    var shape: [String]
     /// The text each drawtext file must hold, by file path (written before ffmpeg starts and on changes).
     var textFiles: [String: String]
+    /// Live controls by key (`target/what`): the value in force and the zmq message that sets it.
+    var controls: [String: Control]
+
+    struct Control: Equatable {
+        var value: String
+        /// The zmq command: `TARGET COMMAND ARG`.
+        var message: String
+    }
 
     /// Where inputs and outputs are.
     struct Environment {
@@ -24,6 +40,8 @@ struct RenderPlan: Equatable {
         var recordingForLayer: [Int64: String]
         /// The last caption lines of each community shown by a captions layer.
         var captions: [Int64: [String]]
+        /// The loopback port ffmpeg's zmq filter listens on for controls.
+        var controlPort: Int
         /// Seconds per HLS segment.
         var segmentSeconds = 1
     }
@@ -37,6 +55,33 @@ struct RenderPlan: Equatable {
         lines.suffix(style.lines).joined(separator: "\n")
     }
 
+    /// Builds the filter graph, marking control values so the shape can be told apart from them.
+    private struct Builder {
+        var filters: [String] = []
+        var current = "base0"
+        var step = 0
+        var controls: [String: Control] = [:]
+
+        /// A control value inside a filter's options: `\u{1}key\u{1}` until the arguments are rendered.
+        mutating func control(_ target: String, _ what: String, _ value: String, message: String) -> String {
+            let key = "\(target)/\(what)"
+            controls[key] = Control(value: value, message: message)
+            return "\u{1}\(key)\u{1}"
+        }
+
+        mutating func chain(_ filter: String, extraInput: String? = nil) {
+            step += 1
+            let label = "base\(step)"
+            filters.append("[\(current)]" + (extraInput.map { "[\($0)]" } ?? "") + filter + "[\(label)]")
+            current = label
+        }
+
+        /// `enable` of a named filter as a control (`1` shown, `0` hidden).
+        mutating func enable(_ target: String, _ on: Bool) -> String {
+            "enable=" + control(target, "enable", on ? "1" : "0", message: "\(target) enable \(on ? "1" : "0")")
+        }
+    }
+
     static func make(_ program: Program, paused: Bool, environment env: Environment) -> RenderPlan {
         var arguments = ["-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-nostdin", "-y"]
         var textFiles: [String: String] = [:]
@@ -44,34 +89,25 @@ struct RenderPlan: Equatable {
         // Input 0: the canvas, paced in real time (it sets the output's clock); input 1: silence.
         arguments += ["-re", "-f", "lavfi", "-i", "color=c=0x101010:s=\(size):r=\(program.fps)"]
         arguments += ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
-        var filters: [String] = ["[0:v]setpts=PTS-STARTPTS[base0]"]
-        var current = "base0"
-        var step = 0
+        var graph = Builder()
+        // The control point comes first, so commands reach every filter after it from the next frame on.
+        graph.filters.append("[0:v]setpts=PTS-STARTPTS,zmq=bind_address=" + escape("tcp://127.0.0.1:\(env.controlPort)") + "[base0]")
         var nextInput = 2
         var audioInput: Int?
-        func chain(_ filter: String, extraInput: String? = nil) {
-            step += 1
-            let label = "base\(step)"
-            filters.append("[\(current)]" + (extraInput.map { "[\($0)]" } ?? "") + filter + "[\(label)]")
-            current = label
+        let layers = program.orderedLayers
+        // Live: every visible layer but slates. Paused: the visible slates, or "Paused" when there is none.
+        func shows(_ layer: Layer) -> Bool {
+            layer.visible && (paused ? layer.kind == .slate : layer.kind != .slate)
         }
-        let layers = program.orderedLayers.filter(\.visible)
-        // Live: everything but slates. Paused: only the slates (or a default one) over the canvas; live
-        // sources stop being read.
-        let shown = paused ? layers.filter { $0.kind == .slate } : layers.filter { $0.kind != .slate }
-        if paused && shown.isEmpty {
-            let file = "\(env.directory)/paused.txt"
-            textFiles[file] = "Paused"
-            chain(drawText(file: file, x: "(w-text_w)/2", y: "(h-text_h)/2", size: max(24, program.height / 12), color: "#ffffff", opacity: 1,
-                           font: env.fontFile))
-        }
-        for layer in shown {
-            let opacity = layer.opacity
+        for layer in layers {
+            let on = shows(layer)
             switch layer.kind {
             case .source:
-                guard let recording = layer.recordingID ?? layer.streamID.flatMap({ _ in env.recordingForLayer[layer.id] }) else {
-                    // Nothing to play: a slate in its place.
-                    chain("drawbox=x=\(layer.x):y=\(layer.y):w=\(layer.width):h=\(layer.height):color=0x202020@\(fmt(opacity)):t=fill")
+                guard let recording = layer.recordingID ?? env.recordingForLayer[layer.id] else {
+                    // Nothing to play: a dark box in its place.
+                    let target = "drawbox@l\(layer.id)"
+                    graph.chain("drawbox@l\(layer.id)=" + position(&graph, target, layer)
+                                + ":w=\(layer.width):h=\(layer.height):color=0x202020@\(fmt(layer.opacity)):t=fill:" + graph.enable(target, on))
                     continue
                 }
                 let input = nextInput
@@ -80,33 +116,49 @@ struct RenderPlan: Equatable {
                               "-i", "\(env.selfURL)/recordings/\(recording)/live.m3u8"]
                 if program.audioLayer == layer.id { audioInput = input }
                 let source = "src\(layer.id)"
-                filters.append("[\(input):v]setpts=PTS-STARTPTS,scale=\(layer.width):\(layer.height),format=yuva420p"
-                               + (opacity < 1 ? ",colorchannelmixer=aa=\(fmt(opacity))" : "") + "[\(source)]")
-                chain("overlay=x=\(layer.x):y=\(layer.y):eof_action=pass:repeatlast=1", extraInput: source)
+                graph.filters.append("[\(input):v]setpts=PTS-STARTPTS,scale=\(layer.width):\(layer.height),format=yuva420p"
+                                     + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(source)]")
+                let target = "overlay@l\(layer.id)"
+                graph.chain("\(target)=" + position(&graph, target, layer) + ":eof_action=pass:repeatlast=1:" + graph.enable(target, on),
+                            extraInput: source)
             case .text, .slate, .captions:
-                // The layer's rectangle filled with its background colour, then its text inside it.
+                // Drawn on a transparent canvas of the layer's size (its background colour, then its text a
+                // little in) and laid over the picture at the layer's position: overlay moves on command,
+                // where drawtext cannot (its `reinit` refuses a text file).
+                var canvas = "color=c=0x000000@0:s=\(layer.width)x\(layer.height):r=\(program.fps),format=yuva420p"
                 if layer.style.background.count == 7 || !layer.style.background.hasSuffix("00") {
-                    chain("drawbox=x=\(layer.x):y=\(layer.y):w=\(layer.width):h=\(layer.height):color=\(ffColor(layer.style.background, opacity: opacity)):t=fill")
+                    canvas += ",drawbox=x=0:y=0:w=\(layer.width):h=\(layer.height):color=\(ffColor(layer.style.background, opacity: layer.opacity)):t=fill"
                 }
-                let text: String
+                let text: String?
                 if layer.kind == .captions {
                     text = captionText(layer.communityID.flatMap { env.captions[$0] } ?? [], style: layer.style)
-                } else if let own = layer.text {
-                    text = own
                 } else {
-                    continue
+                    text = layer.text
                 }
-                let file = textFile(for: layer, in: env.directory)
-                textFiles[file] = text
-                let pad = max(4, layer.style.fontSize / 4)
-                chain(drawText(file: file, x: "\(layer.x + pad)", y: "\(layer.y + pad)", size: layer.style.fontSize, color: layer.style.color,
-                               opacity: opacity, font: env.fontFile))
+                if let text {
+                    let file = textFile(for: layer, in: env.directory)
+                    textFiles[file] = text
+                    let pad = max(4, layer.style.fontSize / 4)
+                    canvas += ",drawtext=" + drawText(file: file, size: layer.style.fontSize, color: layer.style.color, opacity: layer.opacity, font: env.fontFile)
+                        + ":x=\(pad):y=\(pad)"
+                }
+                let drawn = "txt\(layer.id)"
+                graph.filters.append(canvas + "[\(drawn)]")
+                let target = "overlay@l\(layer.id)"
+                graph.chain("\(target)=" + position(&graph, target, layer) + ":repeatlast=1:" + graph.enable(target, on), extraInput: drawn)
             case .wall, .image:
                 continue
             }
         }
-        filters.append("[\(current)]format=yuv420p[vout]")
-        arguments += ["-filter_complex", filters.joined(separator: ";")]
+        // "Paused" over everything when the program is paused and shows no slate of its own.
+        let pausedFile = "\(env.directory)/paused.txt"
+        textFiles[pausedFile] = "Paused"
+        let showPaused = paused && !layers.contains { $0.kind == .slate && $0.visible }
+        graph.chain("drawtext@paused=" + drawText(file: pausedFile, size: max(24, program.height / 12), color: "#ffffff", opacity: 1, font: env.fontFile)
+                    + ":x=(w-text_w)/2:y=(h-text_h)/2:" + graph.enable("drawtext@paused", showPaused))
+        graph.filters.append("[\(graph.current)]format=yuv420p[vout]")
+        let filterGraph = graph.filters.joined(separator: ";")
+        arguments += ["-filter_complex", filterGraph]
         arguments += ["-map", "[vout]", "-map", audioInput.map { "\($0):a?" } ?? "1:a"]
         let gop = program.fps * env.segmentSeconds
         arguments += ["-c:v", "libx264", "-preset", program.preset, "-tune", "zerolatency", "-b:v", "\(program.videoBitrate)k",
@@ -115,17 +167,40 @@ struct RenderPlan: Equatable {
         arguments += ["-f", "hls", "-hls_time", "\(env.segmentSeconds)", "-hls_list_size", "6",
                       "-hls_flags", "delete_segments+append_list+discont_start+independent_segments+omit_endlist",
                       "-hls_segment_filename", "\(env.directory)/seg-%d.ts", "\(env.directory)/live.m3u8"]
-        return RenderPlan(arguments: arguments, textFiles: textFiles)
+        let controls = graph.controls
+        let rendered = arguments.map { argument in fill(argument) { key in controls[key]?.value ?? "" } }
+        // The shape leaves out control values and the control port (a new ffmpeg gets a new one).
+        let shape = arguments.map { argument in fill(argument) { _ in "" } }
+            .map { $0.replacingOccurrences(of: "\\\\:\(env.controlPort)", with: "") }
+        return RenderPlan(arguments: rendered, shape: shape, textFiles: textFiles, controls: controls)
     }
 
-    /// A drawtext filter reading `file` (re-read every frame, so the text changes live).
-    static func drawText(file: String, x: String, y: String, size: Int, color: String, opacity: Double, font: String?) -> String {
-        let options = [
+    /// `x=…:y=…` of a layer as controls (overlay and drawbox take new coordinates as commands).
+    private static func position(_ graph: inout Builder, _ target: String, _ layer: Layer) -> String {
+        "x=" + graph.control(target, "x", "\(layer.x)", message: "\(target) x \(layer.x)")
+            + ":y=" + graph.control(target, "y", "\(layer.y)", message: "\(target) y \(layer.y)")
+    }
+
+    /// Replaces each `\u{1}key\u{1}` in `text` with `value(key)`.
+    private static func fill(_ text: String, _ value: (String) -> String) -> String {
+        guard text.contains("\u{1}") else { return text }
+        var out = ""
+        var parts = text.split(separator: "\u{1}", omittingEmptySubsequences: false).makeIterator()
+        var inside = false
+        while let part = parts.next() {
+            out += inside ? value(String(part)) : String(part)
+            inside.toggle()
+        }
+        return out
+    }
+
+    /// drawtext options reading `file` (re-read every frame, so the text changes live; never expanded).
+    static func drawText(file: String, size: Int, color: String, opacity: Double, font: String?) -> String {
+        [
             font.map { "fontfile=\(escape($0))" } ?? "font=Sans",
-            "textfile=\(escape(file))", "reload=1", "expansion=none", "x=\(x)", "y=\(y)", "fontsize=\(size)",
+            "textfile=\(escape(file))", "reload=1", "expansion=none", "fontsize=\(size)",
             "fontcolor=\(ffColor(color, opacity: opacity))",
-        ]
-        return "drawtext=" + options.joined(separator: ":")
+        ].joined(separator: ":")
     }
 
     /// `#rrggbb[aa]` and an opacity as ffmpeg's `0xrrggbb@alpha`.
@@ -140,7 +215,7 @@ struct RenderPlan: Equatable {
         String(format: "%.3f", max(0, min(1, value)))
     }
 
-    /// Escapes a path for a filter option value (`:` `\` `'` `,` `;` `[` `]` are special in filter graphs).
+    /// Escapes an option value for a filter graph (`:` `\` `'` `,` `;` `[` `]` are special at both levels).
     static func escape(_ value: String) -> String {
         var out = ""
         for character in value {

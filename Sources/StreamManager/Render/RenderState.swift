@@ -19,6 +19,8 @@ public struct RenderState: Sendable, Equatable {
     public var error: String?
     /// ffmpeg restarts since the program started (crashes and graph changes).
     public var restarts = 0
+    /// Changes applied to the running ffmpeg without a restart (visibility, position, pause).
+    public var liveChanges = 0
 
     public init(targetFPS: Int) {
         self.targetFPS = targetFPS
@@ -30,7 +32,7 @@ public struct RenderState: Sendable, Equatable {
             ("frameCount", .int(frameCount)), ("droppedFrames", .int(droppedFrames)),
             ("averageRenderTime", .double((averageRenderTime * 100).rounded() / 100)), ("speed", .double((speed * 1000).rounded() / 1000)),
             ("startTime", startTime.map { .string(Timestamp.iso8601($0)) } ?? .null), ("error", error.map(JSONText.Value.string) ?? .null),
-            ("restarts", .int(restarts)),
+            ("restarts", .int(restarts)), ("liveChanges", .int(liveChanges)),
         ])
     }
 }
