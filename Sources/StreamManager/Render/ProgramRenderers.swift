@@ -147,8 +147,9 @@ public final class ProgramRenderers: Service, Sendable {
         let name: String
         let owner: ProgramRenderers
         private let shared: Mutex<Shared>
-        private let wake: AsyncStream<Void>.Continuation
-        private let wakes: AsyncStream<Void>
+        /// Where a change is announced: the wake-up stream of the current ffmpeg run (a fresh one per run,
+        /// since a stream whose reader was cancelled is finished for good).
+        private let waker = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
         struct Shared {
             var started = false
@@ -162,7 +163,22 @@ public final class ProgramRenderers: Service, Sendable {
             self.name = name
             self.owner = owner
             self.shared = Mutex(Shared(state: RenderState(targetFPS: targetFPS)))
-            (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        }
+
+        private func wake() {
+            _ = waker.withLock { $0?.yield() }
+        }
+
+        /// A new stream of wake-ups for one run. It starts with one, so a change that came in while the run
+        /// was being set up is looked at too.
+        private func makeWakes() -> AsyncStream<Void> {
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            continuation.yield()
+            waker.withLock { waker in
+                waker?.finish()
+                waker = continuation
+            }
+            return stream
         }
 
         var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
@@ -174,14 +190,14 @@ public final class ProgramRenderers: Service, Sendable {
                 state.recordings = recordings
                 if let program { state.state.targetFPS = program.fps; state.state.isPaused = program.state == .paused }
             }
-            wake.yield()
+            wake()
         }
 
-        func refreshText() { wake.yield() }
+        func refreshText() { wake() }
 
         func stop() {
             shared.withLock { $0.stopping = true; $0.desired = nil }
-            wake.yield()
+            wake()
         }
 
         private func update(_ change: (inout RenderState) -> Void) {
@@ -205,7 +221,9 @@ public final class ProgramRenderers: Service, Sendable {
                 guard let port = try? FreePort.pick(), let plan = currentPlan(controlPort: port) else { break }
                 guard let ffmpeg = owner.ffmpegPath else {
                     update { $0.error = "ffmpeg is not installed"; $0.isLive = false }
-                    for await _ in wakes { break }
+                    var wakes = makeWakes().makeAsyncIterator()
+                    _ = await wakes.next()  // the first wake-up is the one every stream starts with
+                    _ = await wakes.next()
                     continue
                 }
                 do {
@@ -238,7 +256,7 @@ public final class ProgramRenderers: Service, Sendable {
         /// Runs ffmpeg with `plan` until it exits, the plan changes (beyond text) or the program stops.
         private func runFFmpeg(_ path: String, _ plan: RenderPlan, controlPort: Int) async -> Outcome {
             let stderrTail = TextTail()
-            let wakes = self.wakes
+            let wakes = makeWakes()
             do {
                 let result = try await Subprocess.run(
                     .path(FilePath(path)), arguments: Arguments(plan.arguments), input: .none, output: .sequence, error: .sequence

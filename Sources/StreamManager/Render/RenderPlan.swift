@@ -127,7 +127,7 @@ struct RenderPlan: Equatable {
                 // where drawtext cannot (its `reinit` refuses a text file).
                 var canvas = "color=c=0x000000@0:s=\(layer.width)x\(layer.height):r=\(program.fps),format=yuva420p"
                 if layer.style.background.count == 7 || !layer.style.background.hasSuffix("00") {
-                    canvas += ",drawbox=x=0:y=0:w=\(layer.width):h=\(layer.height):color=\(ffColor(layer.style.background, opacity: layer.opacity)):t=fill"
+                    canvas += ",drawbox=x=0:y=0:w=\(layer.width):h=\(layer.height):color=\(ffColor(layer.style.background, opacity: layer.opacity)):t=fill:replace=1"
                 }
                 let text: String?
                 if layer.kind == .captions {

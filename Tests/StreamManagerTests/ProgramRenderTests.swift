@@ -1,0 +1,114 @@
+import Foundation
+import HubCore
+import HubTestSupport
+import HummingbirdTesting
+import NIOCore
+import StreamHub
+import Testing
+@testable import StreamManager
+
+/// Real ffmpeg renders a real program; the assertions read pixels of the HLS output StreamHub serves.
+@Suite(.enabled(if: ChildProcess.locate("ffmpeg") != nil, "needs ffmpeg"))
+struct ProgramRenderTests {
+    /// The RGB colour at (x, y) of the first frame of the newest segment of the program's output, and whether
+    /// that segment's first two frames are the same picture.
+    static func sample(_ api: APIClient, program: String, x: Int, y: Int, width: Int, directory: String) async throws -> (rgb: [UInt8], still: Bool)? {
+        let playlist = try await api.get("/programs/\(program)/live.m3u8")
+        guard playlist.status == .ok, let last = playlist.text.split(separator: "\n").last(where: { $0.hasSuffix(".ts") }) else { return nil }
+        let segment = try await api.client.execute(uri: "/programs/\(program)/\(last)", method: .get,
+                                                   headers: [.authorization: "Bearer \(api.token ?? "")"])
+        guard segment.status == .ok else { return nil }
+        let path = "\(directory)/sample.ts"
+        try Data(segment.body.readableBytesView).write(to: URL(fileURLWithPath: path))
+        let output = try await ChildProcess.run("ffmpeg", ["-v", "error", "-i", path, "-frames:v", "2", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                                                timeout: .seconds(10))
+        let frameBytes = output.stdout.count / 2
+        guard output.status == 0, frameBytes > 0 else { return nil }
+        let offset = (y * width + x) * 3
+        let bytes = [UInt8](output.stdout)
+        // Still: the two decoded frames differ by less than one level on average (the encoding is lossy).
+        var difference = 0
+        for index in 0..<frameBytes { difference += abs(Int(bytes[index]) - Int(bytes[frameBytes + index])) }
+        return (Array(bytes[offset..<(offset + 3)]), Double(difference) / Double(frameBytes) < 1)
+    }
+
+    static func isRed(_ rgb: [UInt8]) -> Bool { rgb[0] > 180 && rgb[1] < 80 && rgb[2] < 80 }
+    static func isDark(_ rgb: [UInt8]) -> Bool { rgb.allSatisfy { $0 < 60 } }
+
+    static func state(_ api: APIClient, _ program: String) async throws -> [String: Any] {
+        (try await api.get("/api/v1/programs/\(program)").json["stream"] as? [String: Any]) ?? [:]
+    }
+
+    @Test func layersShowHideMoveAndPauseLiveWithoutRestartingAndACrashRestarts() async throws {
+        try await withTestApplication { app, client in
+            let team = try await Team.make(app, client)
+            let work = try TemporaryDirectory()
+            defer { work.remove() }
+            let editor = team.editor
+            let created = try await editor.post("/api/v1/programs", #"{"name":"desk","width":320,"height":180,"fps":10,"preset":"ultrafast","video_bitrate":400}"#)
+            #expect(created.status == .created, "\(created.text)")
+            // A red box (text the colour of its background), hidden at first.
+            let box = try await editor.post("/api/v1/programs/desk/layers",
+                ##"{"kind":"text","text":"X","visible":false,"x":200,"y":100,"width":80,"height":60,"style":{"color":"#ff0000","background":"#ff0000","font_size":20}}"##)
+            let boxID = try #require(box.json["id"] as? Int, "\(box.text)")
+            let caption = try await editor.post("/api/v1/programs/desk/layers", #"{"kind":"text","text":"Good evening","x":0,"y":0,"width":320,"height":30}"#)
+            let captionID = try #require(caption.json["id"] as? Int)
+            #expect(try await editor.post("/api/v1/programs/desk/start").status == .ok)
+            try await eventually("the program goes live", within: 20) {
+                let state = try await Self.state(team.viewer, "desk")
+                return state["isLive"] as? Bool == true && (state["frameCount"] as? Int ?? 0) > 10
+            }
+            let viewer = team.viewer, path = work.path
+            @Sendable func pixel(_ x: Int, _ y: Int) async throws -> [UInt8]? {
+                try await Self.sample(viewer, program: "desk", x: x, y: y, width: 320, directory: path)?.rgb
+            }
+            try await eventually("the hidden box is not drawn", within: 15) { try await pixel(240, 130).map(Self.isDark) ?? false }
+
+            #expect(try await editor.patch("/api/v1/programs/desk/layers/\(boxID)", #"{"visible":true}"#).status == .ok)
+            try await eventually("the box appears", within: 15) { try await pixel(240, 130).map(Self.isRed) ?? false }
+            #expect(try await editor.patch("/api/v1/programs/desk/layers/\(boxID)", #"{"x":20}"#).status == .ok)
+            try await eventually("the box moves", within: 15) {
+                guard let moved = try await pixel(60, 130), let old = try await pixel(240, 130) else { return false }
+                return Self.isRed(moved) && Self.isDark(old)
+            }
+            #expect(try await editor.patch("/api/v1/programs/desk/layers/\(boxID)", #"{"visible":false}"#).status == .ok)
+            try await eventually("the box disappears", within: 15) { try await pixel(60, 130).map(Self.isDark) ?? false }
+            // Text changes live too.
+            #expect(try await editor.patch("/api/v1/programs/desk/layers/\(captionID)", #"{"text":"Good night"}"#).status == .ok)
+
+            var state = try await Self.state(team.viewer, "desk")
+            #expect(state["restarts"] as? Int == 0, "show, move, hide and new text never restarted ffmpeg: \(state)")
+            #expect((state["liveChanges"] as? Int ?? 0) >= 3)
+            #expect(state["targetFPS"] as? Int == 10)
+
+            // Pause: frames keep coming, and they are still; resume: live layers are back.
+            _ = try await editor.patch("/api/v1/programs/desk/layers/\(boxID)", #"{"visible":true}"#)
+            #expect(try await editor.post("/api/v1/programs/desk/pause").json["state"] as? String == "paused")
+            let pausedAt = try await Self.state(team.viewer, "desk")["frameCount"] as? Int ?? 0
+            try await eventually("paused frames are still and the box is gone", within: 15) {
+                guard let sample = try await Self.sample(team.viewer, program: "desk", x: 60, y: 130, width: 320, directory: work.path) else { return false }
+                return sample.still && Self.isDark(sample.rgb)
+            }
+            try await eventually("frames keep flowing while paused", within: 10) {
+                (try await Self.state(team.viewer, "desk")["frameCount"] as? Int ?? 0) > pausedAt + 10
+            }
+            #expect(try await Self.state(team.viewer, "desk")["isPaused"] as? Bool == true)
+            #expect(try await editor.post("/api/v1/programs/desk/resume").json["state"] as? String == "running")
+            try await eventually("the box is back after resume", within: 15) { try await pixel(60, 130).map(Self.isRed) ?? false }
+            state = try await Self.state(team.viewer, "desk")
+            #expect(state["restarts"] as? Int == 0, "pause and resume are live too: \(state)")
+
+            // A crashed ffmpeg is restarted and the program comes back.
+            let killed = try await ChildProcess.run("pkill", ["-9", "-f", "\(app.configuration.dataDirectory)/programs/desk/live.m3u8"], timeout: .seconds(5))
+            #expect(killed.status == 0, "ffmpeg was running")
+            try await eventually("the renderer restarts", within: 20) {
+                let state = try await Self.state(team.viewer, "desk")
+                return (state["restarts"] as? Int ?? 0) >= 1 && state["isLive"] as? Bool == true
+            }
+            try await eventually("the output is live again", within: 20) { try await pixel(60, 130).map(Self.isRed) ?? false }
+
+            #expect(try await editor.post("/api/v1/programs/desk/stop").json["state"] as? String == "stopped")
+            try await eventually("the renderer stops", within: 10) { try await Self.state(team.viewer, "desk")["isLive"] as? Bool != true }
+        }
+    }
+}
