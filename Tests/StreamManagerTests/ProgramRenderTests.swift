@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import HubTestSupport
+import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import StreamHub
@@ -32,6 +33,26 @@ struct ProgramRenderTests {
         return (Array(bytes[offset..<(offset + 3)]), Double(difference) / Double(frameBytes) < 1)
     }
 
+    /// The first frame of the newest segment of the program's output, as RGB bytes.
+    static func frame(_ api: APIClient, program: String, directory: String) async throws -> [UInt8]? {
+        let playlist = try await api.get("/programs/\(program)/live.m3u8")
+        guard playlist.status == .ok, let last = playlist.text.split(separator: "\n").last(where: { $0.hasSuffix(".ts") }) else { return nil }
+        let segment = try await api.client.execute(uri: "/programs/\(program)/\(last)", method: .get,
+                                                   headers: [.authorization: "Bearer \(api.token ?? "")"])
+        guard segment.status == .ok else { return nil }
+        let path = "\(directory)/frame.ts"
+        try Data(segment.body.readableBytesView).write(to: URL(fileURLWithPath: path))
+        let output = try await ChildProcess.run("ffmpeg", ["-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                                                timeout: .seconds(10))
+        return output.status == 0 && !output.stdout.isEmpty ? [UInt8](output.stdout) : nil
+    }
+
+    static func rgb(_ frame: [UInt8], _ x: Int, _ y: Int, width: Int) -> [UInt8] {
+        let offset = (y * width + x) * 3
+        return Array(frame[offset..<(offset + 3)])
+    }
+
+    static func isGreen(_ rgb: [UInt8]) -> Bool { rgb[1] > 150 && rgb[0] < 100 && rgb[2] < 100 }
     static func isRed(_ rgb: [UInt8]) -> Bool { rgb[0] > 180 && rgb[1] < 80 && rgb[2] < 80 }
     static func isDark(_ rgb: [UInt8]) -> Bool { rgb.allSatisfy { $0 < 60 } }
 
@@ -106,6 +127,25 @@ struct ProgramRenderTests {
                 return (state["restarts"] as? Int ?? 0) >= 1 && state["isLive"] as? Bool == true
             }
             try await eventually("the output is live again", within: 20) { try await pixel(60, 130).map(Self.isRed) ?? false }
+
+            // Captions: a caption posted to the community is drawn in the captions layer's band.
+            let community = try await team.admin.post("/api/v1/communities", #"{"name":"Night desk"}"#)
+            let communityID = try #require((community.json["community"] as? [String: Any])?["id"] as? Int, "\(community.text)")
+            let band = try await editor.post("/api/v1/programs/desk/layers",
+                ##"{"kind":"captions","community_id":\##(communityID),"x":0,"y":140,"width":320,"height":40,"style":{"color":"#00ff00","background":"#00000000","font_size":28,"lines":1}}"##)
+            #expect(band.status == .created, "\(band.text)")
+            @Sendable func greenInBand() async throws -> Int? {
+                guard let frame = try await Self.frame(viewer, program: "desk", directory: path) else { return nil }
+                var green = 0
+                for y in 140..<180 { for x in 0..<320 { if Self.isGreen(Self.rgb(frame, x, y, width: 320)) { green += 1 } } }
+                return green
+            }
+            try await eventually("the empty captions band shows nothing", within: 20) { try await greenInBand() == 0 }
+            let posted = try await client.execute(uri: "/api/v1/internal/captions", method: .post,
+                                                  headers: [.contentType: "application/json", HTTPField.Name("X-Service-Key")!: testServiceKey],
+                                                  body: ByteBuffer(string: #"{"community_id":\#(communityID),"text":"HELLO WORLD","is_final":true}"#))
+            #expect(posted.status.code < 300, "\(String(buffer: posted.body))")
+            try await eventually("the caption is drawn", within: 15) { (try await greenInBand() ?? 0) > 200 }
 
             #expect(try await editor.post("/api/v1/programs/desk/stop").json["state"] as? String == "stopped")
             try await eventually("the renderer stops", within: 10) { try await Self.state(team.viewer, "desk")["isLive"] as? Bool != true }
