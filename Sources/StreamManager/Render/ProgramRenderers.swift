@@ -27,6 +27,11 @@ public final class ProgramRenderers: Service, Sendable {
     let fontFile: String?
     let runningRecording: @Sendable (Int64) async -> String?
     private let renderers = Mutex<[String: Renderer]>([:])
+    /// The version of each program last handed to its renderer (or seen stopped).
+    private let known = Mutex<[String: Int64]>([:])
+    /// How often the database is compared with what the renderers follow: changes made without an event
+    /// (the CLI, an event lost between instances) are picked up within this time.
+    public static let reconcileInterval = Duration.seconds(2)
     private let captions = Mutex<[Int64: [String]]>([:])
     /// New renderers for `run()` to start in its task group.
     private let starts: AsyncStream<Renderer>
@@ -85,6 +90,11 @@ public final class ProgramRenderers: Service, Sendable {
                 }
             }
             group.addTask {
+                while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: Self.reconcileInterval) })) != nil {
+                    await self.reconcile()
+                }
+            }
+            group.addTask {
                 // On shutdown each ffmpeg is stopped here; the database keeps the programs running, so the
                 // next start resumes them.
                 try? await gracefulShutdown()
@@ -96,8 +106,27 @@ public final class ProgramRenderers: Service, Sendable {
         }
     }
 
+    /// Follows every program whose version differs from the one its renderer has.
+    func reconcile() async {
+        guard let rows = try? await store.database.sql.raw("SELECT name, version FROM programs").all() else { return }
+        var versions: [String: Int64] = [:]
+        for row in rows {
+            if let name = try? row.decode(column: "name", as: String.self), let version = try? row.decode(column: "version", as: Int64.self) {
+                versions[name] = version
+            }
+        }
+        let known = self.known.withLock { $0 }
+        for (name, version) in versions where known[name] != version {
+            await follow(name, try? await store.get(name))
+        }
+        for name in known.keys where versions[name] == nil {
+            await follow(name, nil)
+        }
+    }
+
     /// Hands a program's latest version (or its deletion, `nil`) to its renderer, creating one as needed.
     func follow(_ name: String, _ program: Program?) async {
+        known.withLock { $0[name] = program?.version }
         let recordings = await sourceRecordings(program)
         let renderer = renderers.withLock { renderers -> Renderer? in
             if let existing = renderers[name] { return existing }
@@ -198,6 +227,8 @@ public final class ProgramRenderers: Service, Sendable {
         func stop() {
             shared.withLock { $0.stopping = true; $0.desired = nil }
             wake()
+            // A renderer waiting for changes has its wake-up stream finished, so it sees `stopping`.
+            _ = waker.withLock { $0?.finish() }
         }
 
         private func update(_ change: (inout RenderState) -> Void) {
@@ -214,14 +245,19 @@ public final class ProgramRenderers: Service, Sendable {
             return RenderPlan.make(program, paused: program.state == .paused, environment: environment)
         }
 
+        /// Until shutdown: renders while the program should run, and waits for the next change while it
+        /// should not (a stopped program keeps its idle renderer, so a start right after a stop is never lost).
         func run() async {
             defer { owner.renderEnded(name, self) }
             var backoff: Double = 1
-            while !Task.isCancelled {
-                guard let port = try? FreePort.pick(), let plan = currentPlan(controlPort: port) else { break }
-                guard let ffmpeg = owner.ffmpegPath else {
-                    update { $0.error = "ffmpeg is not installed"; $0.isLive = false }
+            while !Task.isCancelled, !shared.withLock({ $0.stopping }) {
+                guard let port = try? FreePort.pick(), let plan = currentPlan(controlPort: port), let ffmpeg = owner.ffmpegPath else {
+                    update { state in
+                        state.isLive = false
+                        if self.owner.ffmpegPath == nil { state.error = "ffmpeg is not installed" }
+                    }
                     var wakes = makeWakes().makeAsyncIterator()
+                    if shared.withLock({ $0.stopping }) { break }  // stop() came before this stream existed
                     _ = await wakes.next()  // the first wake-up is the one every stream starts with
                     _ = await wakes.next()
                     continue
@@ -240,7 +276,7 @@ public final class ProgramRenderers: Service, Sendable {
                     update { $0.restarts += 1 }
                     backoff = 1
                 case .stopped:
-                    return
+                    backoff = 1
                 case .exited(let why):
                     if Date().timeIntervalSince1970 - started > 30 { backoff = 1 }
                     update { $0.error = why; $0.restarts += 1 }
@@ -315,6 +351,8 @@ public final class ProgramRenderers: Service, Sendable {
                                     return .replan
                                 }
                             }
+                            // The wake-ups ended: shutting down, or ffmpeg already exited (then this is moot).
+                            try? execution.send(signal: .terminate)
                             return .stopped
                         }
                         var decided: Outcome?
