@@ -268,6 +268,10 @@ public final class ProgramRenderers: Service, Sendable {
                 } catch {
                     update { $0.error = "could not write the program's files: \(error)" }
                 }
+                // An ffmpeg left writing this output by a StreamHub that was killed (kill -9 leaves its children)
+                // would fight the new one over the same files.
+                let orphans = Orphans.kill(writing: "\(owner.directory)/\(name)/live.m3u8")
+                if orphans > 0 { owner.logger.warning("stopped an ffmpeg left over by an earlier run", metadata: ["program": "\(name)", "count": "\(orphans)"]) }
                 let started = Date().timeIntervalSince1970
                 let outcome = await runFFmpeg(ffmpeg, plan, controlPort: port)
                 update { $0.isLive = false }
@@ -420,5 +424,29 @@ enum FreePort {
         }
         guard bound else { throw HubError.internalError() }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Finds processes left over by an earlier StreamHub (Linux `/proc`).
+enum Orphans {
+    /// Sends SIGKILL to every ffmpeg whose command line writes `output` and whose parent is not this
+    /// process; answers how many.
+    static func kill(writing output: String) -> Int {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+        let me = getpid()
+        var killed = 0
+        for entry in entries {
+            guard let pid = Int32(entry), pid != me,
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let program = arguments.first, program.hasSuffix("ffmpeg"), arguments.last == output else { continue }
+            if let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
+               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
+               Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) == me {
+                continue  // one of ours
+            }
+            if Foundation.kill(pid, SIGKILL) == 0 { killed += 1 }
+        }
+        return killed
     }
 }
