@@ -11,13 +11,15 @@ import Realtime
 import Registry
 import SQLKit
 import ServiceLifecycle
+import Synchronization
 
 /// Records live HLS streams into a rewindable archive and serves them back; reports on the Stream
 /// Manager's `state` and `preview` channels.
 public struct RecorderModule: Sendable {
     public static let stateEvent = "recording_state"
     public static let exportEvent = "recording_export"
-    static let stateTopic = "stream.state"
+    /// The hub topic of `WS /api/stream/ws?target=state`.
+    public static let stateTopic = "stream.state"
     static let previewTopic = "stream.preview"
 
     public let supervisor: RecorderSupervisor
@@ -29,6 +31,7 @@ public struct RecorderModule: Sendable {
     let configuration: HubConfiguration
     let logger: Logger
     public let retention: RetentionSweeper
+    let stateSources = StateSources()
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 logger: Logger, metrics: any MetricsFactory) {
@@ -65,6 +68,7 @@ public struct RecorderModule: Sendable {
     func addStreamChannels(to router: Router<HubRequestContext>) {
         let database = supervisor.database
         let supervisor = supervisor
+        let stateSources = stateSources
         let channelAuth = realtime.channelAuth
         realtime.webSockets.add("/api/stream/ws") { uri, headers in
             let target = uri.queryParameters["target"].map(String.init) ?? "state"
@@ -87,6 +91,10 @@ public struct RecorderModule: Sendable {
                 for row in rows.reversed() {
                     let stored = try Recording(row: row)
                     frames.append(WebSocketWire.textFrame(StateForwarder.stateUpdate(ByteBuffer(string: (live[stored.id] ?? stored).statePayload))))
+                }
+                // Other modules' current states (the Stream Manager's programs), as `stateUpdate` payloads.
+                for source in stateSources.all() {
+                    for payload in await source() { frames.append(WebSocketWire.textFrame(StateForwarder.stateUpdate(payload))) }
                 }
                 return HubWebSocketRoutes.Accepted(topic: Self.stateTopic, identity: identity, initialFrames: frames, replayHistory: false)
             case "preview":
@@ -134,6 +142,12 @@ public struct RecorderModule: Sendable {
     /// Who may hold a state or preview channel: whoever may list recordings (any recording's events).
     static let channelVisibility = EventVisibility.recording("")
 
+    /// Adds a source of current states for new `target=state` clients: each answer is one `stateUpdate`
+    /// payload (`{"stream":{…},…}`). Live changes reach the channel by broadcasting on ``stateTopic``.
+    public func addStateSource(_ source: @escaping @Sendable () async -> [ByteBuffer]) {
+        stateSources.add(source)
+    }
+
     static func welcome(_ target: String) -> ByteBuffer {
         WebSocketWire.textFrame(ByteBuffer(string: JSONText.object([
             ("type", .string("welcome")), ("message", .string("Connected to the StreamHub \(target) channel")),
@@ -159,5 +173,18 @@ public struct RetentionSweeper: Sendable {
     @discardableResult
     public func sweep(now: Double = Timestamp.now()) async throws -> Int {
         try await cleaner.sweep(now: now)
+    }
+}
+
+/// Where the `target=state` channel gets other modules' current states for a new client.
+final class StateSources: Sendable {
+    private let sources = Mutex<[@Sendable () async -> [ByteBuffer]]>([])
+
+    func add(_ source: @escaping @Sendable () async -> [ByteBuffer]) {
+        sources.withLock { $0.append(source) }
+    }
+
+    func all() -> [@Sendable () async -> [ByteBuffer]] {
+        sources.withLock { $0 }
     }
 }

@@ -131,7 +131,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     recorder.addRoutes(to: router, api: api)
     let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
     wall.addRoutes(to: router, api: api)
-    let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, registry: registryModule, recorder: recorder,
+    let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder,
                                             logger: logger)
     streamManager.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()

@@ -3,6 +3,8 @@ import HubCore
 import HubStore
 import Hummingbird
 import Logging
+import NIOCore
+import Realtime
 import Recorder
 import Registry
 import ServiceLifecycle
@@ -16,9 +18,13 @@ public struct StreamManagerModule: Sendable {
     let registry: RegistryService
     let recorder: RecorderModule
     let registryModule: RegistryModule
+    let bus: EventBus
+    let hub: WebSocketHub
 
-    public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, registry: RegistryModule, recorder: RecorderModule,
-                logger: Logger) {
+    public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
+                recorder: RecorderModule, logger: Logger) {
+        self.bus = bus
+        self.hub = realtime.hub
         let store = ProgramStore(database: database, bus: bus)
         self.store = store
         self.registry = registry.service
@@ -37,9 +43,28 @@ public struct StreamManagerModule: Sendable {
     }
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
+        let renderers = renderers
+        recorder.addStateSource { renderers.statePayloads() }
         ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers).addRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
     }
 
-    public var services: [any Service] { [renderers] }
+    public var services: [any Service] { [renderers, ProgramStateForwarder(bus: bus, hub: hub)] }
+}
+
+/// Sends every `program_state` event (from any instance) to `WS /api/stream/ws?target=state` clients as a
+/// `stateUpdate`, beside the recordings' (told apart by `payload.program`).
+struct ProgramStateForwarder: Service {
+    let bus: EventBus
+    let hub: WebSocketHub
+
+    func run() async throws {
+        for await envelope in bus.subscribe(types: [ProgramRenderers.stateEvent]).cancelOnGracefulShutdown() {
+            var frame = ByteBuffer(string: "{\"type\":\"stateUpdate\",\"payload\":")
+            var payload = envelope.payload
+            frame.writeBuffer(&payload)
+            frame.writeString("}")
+            hub.broadcast(text: frame, to: RecorderModule.stateTopic, visibility: envelope.visibility)
+        }
+    }
 }

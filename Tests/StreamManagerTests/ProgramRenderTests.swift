@@ -79,6 +79,22 @@ struct ProgramRenderTests {
                 let state = try await Self.state(team.viewer, "desk")
                 return state["isLive"] as? Bool == true && (state["frameCount"] as? Int ?? 0) > 10
             }
+            // The seed's state channel: the welcome, the program's current state at once, then updates every second.
+            let channel = WebSocketProbe(port: client.port!, path: "/api/stream/ws?target=state&token=\(team.viewer.token!)")
+            #expect(try await channel.nextJSON()["type"] as? String == "welcome")
+            var updates = 0
+            while updates < 3 {
+                let message = try await channel.nextJSON(within: 5)
+                guard message["type"] as? String == "stateUpdate", let payload = message["payload"] as? [String: Any],
+                      (payload["program"] as? [String: Any])?["name"] as? String == "desk" else { continue }
+                let stream = try #require(payload["stream"] as? [String: Any])
+                #expect(stream["isLive"] as? Bool == true && stream["targetFPS"] as? Int == 10 && stream["isPaused"] as? Bool == false)
+                #expect(stream["frameCount"] is Int && stream["droppedFrames"] is Int && stream["averageRenderTime"] is Double)
+                updates += 1
+            }
+            await channel.close()
+            let anonymous = WebSocketProbe(port: client.port!, path: "/api/stream/ws?target=state")
+            #expect(try await anonymous.closeFrame()?.closeCode == .unknown(4401))
             let viewer = team.viewer, path = work.path
             @Sendable func pixel(_ x: Int, _ y: Int) async throws -> [UInt8]? {
                 try await Self.sample(viewer, program: "desk", x: x, y: y, width: 320, directory: path)?.rgb

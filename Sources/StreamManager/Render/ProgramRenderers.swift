@@ -2,6 +2,7 @@ import Foundation
 import HubCore
 import Logging
 import Metrics
+import NIOCore
 import ServiceLifecycle
 import Subprocess
 import Synchronization
@@ -51,6 +52,20 @@ public final class ProgramRenderers: Service, Sendable {
         (starts, startContinuation) = AsyncStream.makeStream(of: Renderer.self)
     }
 
+    /// The bus event (and `/events` type) of a program's render state; `target=state` clients get it as a
+    /// `stateUpdate`.
+    public static let stateEvent = "program_state"
+
+    /// `{"stream":{…the seed's fields…},"program":{"name"}}`: a `stateUpdate` payload.
+    static func statePayload(_ name: String, _ state: RenderState) -> String {
+        "{\"stream\":\(state.json),\"program\":{\"name\":\(JSONText.render(.string(name)))}}"
+    }
+
+    /// The current state of every program this instance renders, as `stateUpdate` payloads.
+    func statePayloads() -> [ByteBuffer] {
+        renderers.withLock { $0 }.sorted { $0.key < $1.key }.map { ByteBuffer(string: Self.statePayload($0.key, $0.value.state)) }
+    }
+
     func requireFFmpeg() async throws {
         guard ffmpegPath != nil else {
             throw HubError.unavailable("ffmpeg is not installed on this server; install it (apt-get install ffmpeg) and restart StreamHub")
@@ -92,6 +107,18 @@ public final class ProgramRenderers: Service, Sendable {
             group.addTask {
                 while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: Self.reconcileInterval) })) != nil {
                     await self.reconcile()
+                }
+            }
+            group.addTask {
+                // `program_state`: on every change of a program's render state, and every second while it is live.
+                var last: [String: RenderState] = [:]
+                while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
+                    for (name, renderer) in self.renderers.withLock({ $0 }) {
+                        let state = renderer.state
+                        guard state.isLive || last[name] != state else { continue }
+                        last[name] = state
+                        self.bus.publish(type: Self.stateEvent, payload: ByteBuffer(string: Self.statePayload(name, state)), visibility: .viewers)
+                    }
                 }
             }
             group.addTask {
