@@ -91,7 +91,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     ]
     let health = ServiceHealth()
 
-    let database = try HubDatabase.open(configuration.database, logger: logger)
+    let database = try HubDatabase.open(configuration.database, logger: logger, metrics: factory)
     do {
         try await Migrator(database: database, migrations: allStreamHubMigrations, logger: logger).migrate()
     } catch {
@@ -132,7 +132,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
     wall.addRoutes(to: router, api: api)
     let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder,
-                                            logger: logger)
+                                            logger: logger, metrics: factory)
     streamManager.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in

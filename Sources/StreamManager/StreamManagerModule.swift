@@ -3,6 +3,7 @@ import HubCore
 import HubStore
 import Hummingbird
 import Logging
+import Metrics
 import NIOCore
 import Realtime
 import Recorder
@@ -22,7 +23,7 @@ public struct StreamManagerModule: Sendable {
     let hub: WebSocketHub
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
-                recorder: RecorderModule, logger: Logger) {
+                recorder: RecorderModule, logger: Logger, metrics: any MetricsFactory) {
         self.bus = bus
         self.hub = realtime.hub
         let store = ProgramStore(database: database, bus: bus)
@@ -34,7 +35,7 @@ public struct StreamManagerModule: Sendable {
         let host = configuration.host == "0.0.0.0" || configuration.host.hasPrefix("/") ? "127.0.0.1" : configuration.host
         let selfURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(configuration.port)"
         self.renderers = ProgramRenderers(
-            store: store, bus: bus, dataDirectory: configuration.dataDirectory, selfURL: selfURL, logger: logger,
+            store: store, bus: bus, dataDirectory: configuration.dataDirectory, selfURL: selfURL, logger: logger, metrics: metrics,
             runningRecording: { stream in
                 guard let json = try? await recorder.runningRecordingsJSON(streamIDs: [stream]).first,
                       let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }

@@ -163,8 +163,17 @@ struct ProgramRenderTests {
             #expect(posted.status.code < 300, "\(String(buffer: posted.body))")
             try await eventually("the caption is drawn", within: 15) { (try await greenInBand() ?? 0) > 200 }
 
+            let metrics = try await team.admin.get("/metrics")
+            #expect(metrics.text.contains(#"streamhub_program_live{program="desk"} 1"#), "\(metrics.status)")
+            #expect(metrics.text.contains(#"streamhub_program_fps{program="desk"}"#))
+
             #expect(try await editor.post("/api/v1/programs/desk/stop").json["state"] as? String == "stopped")
             try await eventually("the renderer stops", within: 10) { try await Self.state(team.viewer, "desk")["isLive"] as? Bool != true }
+            // Deleting the program removes its output.
+            let output = "\(app.configuration.dataDirectory)/programs/desk"
+            #expect(FileManager.default.fileExists(atPath: "\(output)/live.m3u8"))
+            #expect(try await editor.delete("/api/v1/programs/desk").status == .noContent)
+            try await eventually("the program's output is removed", within: 10) { !FileManager.default.fileExists(atPath: output) }
         }
     }
 }

@@ -35,9 +35,15 @@ final class GroupCommit: Sendable {
 
     private let state = Mutex(State())
     private let counts = Mutex((batches: 0, writes: 0))
-    private let batches = Counter(label: "streamhub_db_write_batches_total")
-    private let batchedWrites = Counter(label: "streamhub_db_batched_writes_total")
-    private let rolledBack = Counter(label: "streamhub_db_write_batch_rollbacks_total")
+    private let batches: Counter
+    private let batchedWrites: Counter
+    private let rolledBack: Counter
+
+    init(metrics: any MetricsFactory) {
+        batches = Counter(label: "streamhub_db_write_batches_total", dimensions: [], factory: metrics)
+        batchedWrites = Counter(label: "streamhub_db_batched_writes_total", dimensions: [], factory: metrics)
+        rolledBack = Counter(label: "streamhub_db_write_batch_rollbacks_total", dimensions: [], factory: metrics)
+    }
 
     /// Transactions run and writes committed through them so far.
     var stats: (batches: Int, writes: Int) { counts.withLock { $0 } }

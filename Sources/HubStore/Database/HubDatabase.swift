@@ -2,6 +2,7 @@
 import Foundation
 import HubCore
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import PostgresKit
@@ -28,10 +29,11 @@ public final class HubDatabase: Sendable {
     public let postgresConfiguration: PostgresConnection.Configuration?
     private let shutdownPool: @Sendable () async throws -> Void
     let logger: Logger
-    private let groupCommit = GroupCommit()
+    private let groupCommit: GroupCommit
 
     private init(kind: Kind, sql: any SQLDatabase, reader: (any SQLDatabase)? = nil, postgresConfiguration: PostgresConnection.Configuration?,
-                 logger: Logger, shutdown: @escaping @Sendable () async throws -> Void) {
+                 logger: Logger, metrics: any MetricsFactory, shutdown: @escaping @Sendable () async throws -> Void) {
+        self.groupCommit = GroupCommit(metrics: metrics)
         self.kind = kind
         self.sql = sql
         self.reader = reader ?? sql
@@ -45,8 +47,10 @@ public final class HubDatabase: Sendable {
     public static func open(
         _ database: HubConfiguration.Database,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        logger: Logger,
+        metrics: (any MetricsFactory)? = nil
     ) throws -> HubDatabase {
+        let metrics = metrics ?? MetricsSystem.factory
         switch database {
         case .sqlite(let path):
             let directory = (path as NSString).deletingLastPathComponent
@@ -63,7 +67,7 @@ public final class HubDatabase: Sendable {
                 source: TunedSQLiteSource(path: path, readOnly: true), maxConnectionsPerEventLoop: 1, requestTimeout: .seconds(30),
                 logger: logger, on: eventLoopGroup)
             let reader = PooledSQLDatabase(pool: readPool, makeSQL: { $0.sql() }, dialect: SQLiteDialect(), logger: logger)
-            return HubDatabase(kind: .sqlite, sql: sql, reader: reader, postgresConfiguration: nil, logger: logger) {
+            return HubDatabase(kind: .sqlite, sql: sql, reader: reader, postgresConfiguration: nil, logger: logger, metrics: metrics) {
                 try await readPool.shutdownAsync()
                 try await pool.shutdownAsync()
             }
@@ -73,7 +77,7 @@ public final class HubDatabase: Sendable {
             let pool = EventLoopGroupConnectionPool(
                 source: source, maxConnectionsPerEventLoop: 4, requestTimeout: .seconds(5), logger: logger, on: eventLoopGroup)
             let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql(queryLogLevel: .trace) }, dialect: PostgresDialect(), logger: logger)
-            return HubDatabase(kind: .postgres, sql: sql, postgresConfiguration: configuration.coreConfiguration, logger: logger) {
+            return HubDatabase(kind: .postgres, sql: sql, postgresConfiguration: configuration.coreConfiguration, logger: logger, metrics: metrics) {
                 try await pool.shutdownAsync()
             }
         }

@@ -27,6 +27,7 @@ public final class ProgramRenderers: Service, Sendable {
     let ffmpegPath: String?
     let fontFile: String?
     let runningRecording: @Sendable (Int64) async -> String?
+    let metrics: any MetricsFactory
     private let renderers = Mutex<[String: Renderer]>([:])
     /// The version of each program last handed to its renderer (or seen stopped).
     private let known = Mutex<[String: Int64]>([:])
@@ -39,7 +40,8 @@ public final class ProgramRenderers: Service, Sendable {
     private let startContinuation: AsyncStream<Renderer>.Continuation
 
     init(store: ProgramStore, bus: EventBus, dataDirectory: String, selfURL: String, ffmpeg: String = "ffmpeg", logger: Logger,
-         runningRecording: @escaping @Sendable (Int64) async -> String?) {
+         metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?) {
+        self.metrics = metrics
         self.store = store
         self.bus = bus
         self.logger = logger
@@ -59,6 +61,19 @@ public final class ProgramRenderers: Service, Sendable {
     /// `{"stream":{…the seed's fields…},"program":{"name"}}`: a `stateUpdate` payload.
     static func statePayload(_ name: String, _ state: RenderState) -> String {
         "{\"stream\":\(state.json),\"program\":{\"name\":\(JSONText.render(.string(name)))}}"
+    }
+
+    /// Per-program gauges on `/metrics`: `streamhub_program_live`, `_fps`, `_frames`, `_dropped_frames`,
+    /// `_restarts`, `_live_changes`, `_speed` (labelled `program`).
+    func recordMetrics(_ name: String, _ state: RenderState) {
+        let dimensions = [("program", name)]
+        Gauge(label: "streamhub_program_live", dimensions: dimensions, factory: metrics).record(state.isLive ? 1 : 0)
+        Gauge(label: "streamhub_program_fps", dimensions: dimensions, factory: metrics).record(state.fps)
+        Gauge(label: "streamhub_program_frames", dimensions: dimensions, factory: metrics).record(state.frameCount)
+        Gauge(label: "streamhub_program_dropped_frames", dimensions: dimensions, factory: metrics).record(state.droppedFrames)
+        Gauge(label: "streamhub_program_restarts", dimensions: dimensions, factory: metrics).record(state.restarts)
+        Gauge(label: "streamhub_program_live_changes", dimensions: dimensions, factory: metrics).record(state.liveChanges)
+        Gauge(label: "streamhub_program_speed", dimensions: dimensions, factory: metrics).record(state.speed)
     }
 
     /// The current state of every program this instance renders, as `stateUpdate` payloads.
@@ -117,6 +132,7 @@ public final class ProgramRenderers: Service, Sendable {
                         let state = renderer.state
                         guard state.isLive || last[name] != state else { continue }
                         last[name] = state
+                        self.recordMetrics(name, state)
                         self.bus.publish(type: Self.stateEvent, payload: ByteBuffer(string: Self.statePayload(name, state)), visibility: .viewers)
                     }
                 }
@@ -164,7 +180,7 @@ public final class ProgramRenderers: Service, Sendable {
         }
         guard let renderer else { return }
         if renderer.isNew { startContinuation.yield(renderer) }
-        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings)
+        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, deleted: program == nil)
     }
 
     /// The recording each stream source layer plays: the stream's running recording.
@@ -213,6 +229,8 @@ public final class ProgramRenderers: Service, Sendable {
             var recordings: [Int64: String] = [:]
             var state: RenderState
             var stopping = false
+            /// The program was deleted: its output goes once its ffmpeg has stopped.
+            var deleted = false
         }
 
         init(name: String, owner: ProgramRenderers, targetFPS: Int) {
@@ -240,10 +258,11 @@ public final class ProgramRenderers: Service, Sendable {
         var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
         var state: RenderState { shared.withLock { $0.state } }
 
-        func want(_ program: Program?, recordings: [Int64: String]) {
+        func want(_ program: Program?, recordings: [Int64: String], deleted: Bool = false) {
             shared.withLock { state in
                 state.desired = program
                 state.recordings = recordings
+                state.deleted = deleted
                 if let program { state.state.targetFPS = program.fps; state.state.isPaused = program.state == .paused }
             }
             wake()
@@ -283,6 +302,7 @@ public final class ProgramRenderers: Service, Sendable {
                         state.isLive = false
                         if self.owner.ffmpegPath == nil { state.error = "ffmpeg is not installed" }
                     }
+                    if shared.withLock({ $0.deleted }) { try? FileManager.default.removeItem(atPath: "\(owner.directory)/\(name)") }
                     var wakes = makeWakes().makeAsyncIterator()
                     if shared.withLock({ $0.stopping }) { break }  // stop() came before this stream existed
                     _ = await wakes.next()  // the first wake-up is the one every stream starts with
@@ -299,6 +319,7 @@ public final class ProgramRenderers: Service, Sendable {
                 // would fight the new one over the same files.
                 let orphans = Orphans.kill(writing: "\(owner.directory)/\(name)/live.m3u8")
                 if orphans > 0 { owner.logger.warning("stopped an ffmpeg left over by an earlier run", metadata: ["program": "\(name)", "count": "\(orphans)"]) }
+                Self.removeUnlistedSegments(in: "\(owner.directory)/\(name)")
                 let started = Date().timeIntervalSince1970
                 let outcome = await runFFmpeg(ffmpeg, plan, controlPort: port)
                 update { $0.isLive = false }
@@ -410,6 +431,17 @@ public final class ProgramRenderers: Service, Sendable {
                 }
             } catch {
                 return .exited("could not start ffmpeg: \(error)")
+            }
+        }
+
+        /// Segments the playlist no longer lists (left by a crash or an earlier run; ffmpeg only deletes those
+        /// it drops from its own list). Called before ffmpeg starts, so nothing is writing them.
+        static func removeUnlistedSegments(in directory: String) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+            let playlist = (try? String(contentsOfFile: "\(directory)/live.m3u8", encoding: .utf8)) ?? ""
+            let listed = Set(playlist.split(separator: "\n").map(String.init).filter { $0.hasSuffix(".ts") })
+            for name in names where name.hasPrefix("seg-") && name.hasSuffix(".ts") && !listed.contains(name) {
+                try? FileManager.default.removeItem(atPath: "\(directory)/\(name)")
             }
         }
 
