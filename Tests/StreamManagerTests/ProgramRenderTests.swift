@@ -14,6 +14,16 @@ struct ProgramRenderTests {
     /// The RGB colour at (x, y) of the first frame of the newest segment of the program's output, and whether
     /// that segment's first two frames are the same picture.
     static func sample(_ api: APIClient, program: String, x: Int, y: Int, width: Int, directory: String) async throws -> (rgb: [UInt8], still: Bool)? {
+        guard let frames = try await frames(api, program: program, count: 2, directory: directory), frames.count == 2 else { return nil }
+        // Still: the two decoded frames differ by less than one level on average (the encoding is lossy).
+        let (first, second) = (frames[0], frames[1])
+        var difference = 0
+        for index in first.indices { difference += abs(Int(first[index]) - Int(second[index])) }
+        return (rgb(first, x, y, width: width), Double(difference) / Double(first.count) < 1)
+    }
+
+    /// The first `count` frames of the newest segment of the program's output (read through StreamHub), as RGB bytes.
+    static func frames(_ api: APIClient, program: String, count: Int, directory: String) async throws -> [[UInt8]]? {
         let playlist = try await api.get("/programs/\(program)/live.m3u8")
         guard playlist.status == .ok, let last = playlist.text.split(separator: "\n").last(where: { $0.hasSuffix(".ts") }) else { return nil }
         let segment = try await api.client.execute(uri: "/programs/\(program)/\(last)", method: .get,
@@ -21,30 +31,17 @@ struct ProgramRenderTests {
         guard segment.status == .ok else { return nil }
         let path = "\(directory)/sample.ts"
         try Data(segment.body.readableBytesView).write(to: URL(fileURLWithPath: path))
-        let output = try await ChildProcess.run("ffmpeg", ["-v", "error", "-i", path, "-frames:v", "2", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        let output = try await ChildProcess.run("ffmpeg", ["-v", "error", "-i", path, "-frames:v", "\(count)", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                                                 timeout: .seconds(10))
-        let frameBytes = output.stdout.count / 2
-        guard output.status == 0, frameBytes > 0 else { return nil }
-        let offset = (y * width + x) * 3
+        let size = output.stdout.count / count
+        guard output.status == 0, size > 0 else { return nil }
         let bytes = [UInt8](output.stdout)
-        // Still: the two decoded frames differ by less than one level on average (the encoding is lossy).
-        var difference = 0
-        for index in 0..<frameBytes { difference += abs(Int(bytes[index]) - Int(bytes[frameBytes + index])) }
-        return (Array(bytes[offset..<(offset + 3)]), Double(difference) / Double(frameBytes) < 1)
+        return (0..<count).map { Array(bytes[($0 * size)..<(($0 + 1) * size)]) }
     }
 
-    /// The first frame of the newest segment of the program's output, as RGB bytes.
+    /// The first frame of the newest segment of the program's output.
     static func frame(_ api: APIClient, program: String, directory: String) async throws -> [UInt8]? {
-        let playlist = try await api.get("/programs/\(program)/live.m3u8")
-        guard playlist.status == .ok, let last = playlist.text.split(separator: "\n").last(where: { $0.hasSuffix(".ts") }) else { return nil }
-        let segment = try await api.client.execute(uri: "/programs/\(program)/\(last)", method: .get,
-                                                   headers: [.authorization: "Bearer \(api.token ?? "")"])
-        guard segment.status == .ok else { return nil }
-        let path = "\(directory)/frame.ts"
-        try Data(segment.body.readableBytesView).write(to: URL(fileURLWithPath: path))
-        let output = try await ChildProcess.run("ffmpeg", ["-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                                                timeout: .seconds(10))
-        return output.status == 0 && !output.stdout.isEmpty ? [UInt8](output.stdout) : nil
+        try await frames(api, program: program, count: 1, directory: directory)?.first
     }
 
     static func rgb(_ frame: [UInt8], _ x: Int, _ y: Int, width: Int) -> [UInt8] {
