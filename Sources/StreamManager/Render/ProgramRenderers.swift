@@ -114,8 +114,7 @@ public final class ProgramRenderers: Service, Sendable {
                         }
                         continue
                     }
-                    guard let name = object["program"] as? String else { continue }
-                    let program = try? await self.store.get(name)
+                    guard let name = object["program"] as? String, let program = await self.load(name) else { continue }
                     await self.follow(name, program)
                 }
             }
@@ -160,10 +159,23 @@ public final class ProgramRenderers: Service, Sendable {
         }
         let known = self.known.withLock { $0 }
         for (name, version) in versions where known[name] != version {
-            await follow(name, try? await store.get(name))
+            if let program = await load(name) { await follow(name, program) }
         }
         for name in known.keys where versions[name] == nil {
             await follow(name, nil)
+        }
+    }
+
+    /// The program as stored now: `.some(nil)` when it is gone, `nil` when the database could not say (a
+    /// hiccup must never read as a deletion, which would stop the program and remove its output).
+    func load(_ name: String) async -> Program?? {
+        do {
+            return .some(try await store.get(name))
+        } catch let error as HubError where error.status == .notFound {
+            return .some(nil)
+        } catch {
+            logger.warning("could not load a program; keeping it as it runs", metadata: ["program": "\(name)", "error": "\(error)"])
+            return nil
         }
     }
 
