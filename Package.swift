@@ -210,7 +210,7 @@ let package = Package(
         .target(
             name: "StreamManager",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry", "Recorder", "HLS",
+                "HubCore", "HubStore", "Realtime", "Registry", "Recorder", "HLS", "Wall",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

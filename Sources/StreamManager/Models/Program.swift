@@ -1,6 +1,7 @@
 import Foundation
 import HubCore
 import SQLKit
+import Wall
 
 /// A program: a live output composed from layers and rendered by ffmpeg (see ``ProgramRenderer``).
 public struct Program: Sendable, Equatable {
@@ -46,10 +47,10 @@ public struct Program: Sendable, Equatable {
         self.layers = layers
     }
 
-    /// Names are addresses (`/programs/<name>/…`): 1-40 lowercase letters, digits or '-', not starting with '-'.
+    /// Names are addresses (`/programs/<name>/…`), under the same rule as walls' (`/wall/<name>`): 1-40
+    /// lowercase letters, digits or '-', not starting with '-'.
     public static func isValidName(_ name: String) -> Bool {
-        (1...40).contains(name.utf8.count) && name.utf8.first.map { $0 != UInt8(ascii: "-") } == true
-            && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: "-") }
+        Wall.isValidName(name)
     }
 
     /// x264's presets, fastest first.
