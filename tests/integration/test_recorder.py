@@ -37,6 +37,11 @@ class Origin:
             def log_message(self, *args):
                 pass
 
+            def end_headers(self):
+                # Public HLS origins answer CORS for web players (the wall's MediaSource player fetches them).
+                self.send_header("Access-Control-Allow-Origin", "*")
+                super().end_headers()
+
             def do_GET(self):
                 origin.requests.append(self.path)
                 if self.path in origin.overrides:
