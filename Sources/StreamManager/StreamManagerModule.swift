@@ -21,11 +21,13 @@ public struct StreamManagerModule: Sendable {
     let registryModule: RegistryModule
     let bus: EventBus
     let hub: WebSocketHub
+    let guardrail: SourceURLGuard
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 recorder: RecorderModule, logger: Logger, metrics: any MetricsFactory) {
         self.bus = bus
         self.hub = realtime.hub
+        self.guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
         let store = ProgramStore(database: database, bus: bus)
         self.store = store
         self.registry = registry.service
@@ -46,7 +48,9 @@ public struct StreamManagerModule: Sendable {
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         let renderers = renderers
         recorder.addStateSource { renderers.statePayloads() }
-        ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers).addRoutes(to: api)
+        let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail)
+        programs.addRoutes(to: api)
+        programs.addOutputRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
     }
 

@@ -7,6 +7,22 @@ import Testing
 @testable import StreamManager
 
 @Suite struct ProgramsAPITests {
+    @Test func rtmpKeysAreMaskedWhereverTheyWouldShow() {
+        #expect(Output.mask("rtmp://live.example.com/app/live_123456789abc") == "rtmp://live.example.com/app/…9abc")
+        #expect(Output.mask("rtmps://h:443/app/short") == "rtmps://h:443/app/…", "a short key shows nothing")
+        #expect(Output.mask("rtmp://h/app/a/b/live_123456789abc") == "rtmp://h/app/…9abc")
+        let plan = RenderPlan(arguments: [], shape: [], textFiles: [:], controls: [:],
+                              outputs: [Output(id: 3, url: "rtmp://h:1935/app/live_123456789abc"), Output(id: 4, url: "rtmp://k/app/other_key_0000")])
+        let opened = plan.mask("[fifo @ 0x1] Error opening rtmp://h:1935/app/live_123456789abc: Connection refused")
+        #expect(opened.line == "[fifo @ 0x1] Error opening rtmp://h:1935/app/…9abc: Connection refused" && opened.output == 3)
+        let bare = plan.mask("[rtmp @ 0x2] Server error: stream other_key_0000 is busy")
+        #expect(!bare.line.contains("other_key_0000") && bare.output == 4)
+        #expect(plan.mask("[hls @ 0x3] Opening 'seg-4.ts' for writing").output == nil)
+        // The tee muxer reads two levels of escapes in option values, one in file names.
+        #expect(RenderPlan.teeOption("a=1:b=2") == #"a=1\\:b=2"#)
+        #expect(RenderPlan.teeEscape("rtmp://h/app/k|x[y]") == #"rtmp://h/app/k\|x\[y\]"#)
+    }
+
     @Test(arguments: TestDatabases.available)
     func programsAndLayersAreCreatedChangedReorderedAndDeleted(backend: TestDatabases.Backend) async throws {
         try await withTestApplication(backend: backend) { app, client in

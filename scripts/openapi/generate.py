@@ -193,10 +193,15 @@ LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; ki
                               "stream_id": nullable(INT), "recording_id": nullable(STRING), "community_id": nullable(INT), "style": LAYER_STYLE}}
 RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
                     "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},
-                    "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT, "liveChanges": INT})
+                    "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT, "liveChanges": INT,
+                    "bitrate": {"type": "number", "description": "output kbit/s"},
+                    "outputs": {"type": "array", "items": obj({"id": INT, "failures": {"type": "integer", "description": "failed connects or writes; each is retried a second later"},
+                                                               "lastError": nullable(STRING), "lastErrorAt": nullable(TIME)})}})
+OUTPUT = obj({"id": INT, "url": {"type": "string", "description": "The push URL with its stream key masked (only its last 4 characters, none for keys under 12)"},
+              "created_at": TIME})
 PROGRAM = obj({"name": STRING, "title": nullable(STRING), "width": INT, "height": INT, "fps": INT, "video_bitrate": INT, "preset": STRING,
                "audio_layer_id": nullable(INT), "state": {"type": "string", "enum": ["stopped", "running", "paused"]}, "version": INT, "hls_url": STRING,
-               "layers": {"type": "array", "items": ref("Layer")}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,
+               "layers": {"type": "array", "items": ref("Layer")}, "outputs": {"type": "array", "items": ref("Output")}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,
                "updated_at": TIME})
 PROGRAM_SETTINGS = {"title": optional_string(100), "width": {"type": "integer", "minimum": 160, "maximum": 3840, "multipleOf": 2},
                     "height": {"type": "integer", "minimum": 90, "maximum": 2160, "multipleOf": 2}, "fps": {"type": "integer", "minimum": 1, "maximum": 60},
@@ -574,6 +579,15 @@ paths = {
     "/api/v1/programs/{name}/layers/order": {"put": op("Reorder the layers (editor): every layer id once, bottom first",
                                                        {"200": ok(obj({"layers": {"type": "array", "items": ref("Layer")}}))}, "programs", params=[PROGRAM_NAME],
                                                        body=obj({"order": {"type": "array", "items": INT}}, required=["order"]))},
+    "/api/v1/programs/{name}/outputs": {
+        "get": op("A program's RTMP push targets, keys masked (editor)", {"200": ok(obj({"outputs": {"type": "array", "items": ref("Output")}}))}, "programs",
+                  params=[PROGRAM_NAME]),
+        "post": op("Add an RTMP push target (editor): rtmp:// or rtmps://host[:port]/app/key, a host the source guard allows; at most 8. "
+                   "A running program restarts its renderer once (one HLS discontinuity)", {"201": ok(ref("Output"))}, "programs", params=[PROGRAM_NAME],
+                   body=obj({"url": {"type": "string", "maxLength": 1024}}, required=["url"])),
+    },
+    "/api/v1/programs/{name}/outputs/{id}": {"delete": op("Remove an RTMP push target (editor)", {"204": NO_CONTENT}, "programs",
+                                                          params=[PROGRAM_NAME, path_id("id", "Output id")])},
     "/programs/{name}/live.m3u8": {"get": op("A running program's HLS output (viewer): 1-second segments, the last 6", {"200": PLAYLIST}, "programs", params=[PROGRAM_NAME])},
     "/programs/{name}/{file}": {"get": op("A segment of a program's output (viewer)", {"200": {"description": "MPEG-TS", "content": {"video/mp2t": {"schema": STRING}}}},
                                           "programs", params=[PROGRAM_NAME, {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^seg-[0-9]+\\.ts$"}}])},
@@ -598,7 +612,7 @@ document = {
             "APIKey": API_KEY, "FeatureFlag": FLAG, "AuditEntry": AUDIT, "Streamer": STREAMER, "StreamerAccount": ACCOUNT,
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
             "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL, "WallLink": WALL_LINK,
-            "Program": PROGRAM, "Layer": LAYER, "RenderState": RENDER_STATE,
+            "Program": PROGRAM, "Layer": LAYER, "RenderState": RENDER_STATE, "Output": OUTPUT,
         },
     },
 }

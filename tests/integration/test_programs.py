@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import http, wait_until
+from conftest import free_port, http, wait_until
 from test_discovery import api_key, get_json, post_json
 from test_recorder import live_source  # noqa: F401 (fixture)
 
@@ -99,4 +99,182 @@ def test_a_program_shows_a_recording_and_comes_back_after_kill_9(start_server, d
 
     assert post_json(server, "/api/v1/programs/news/stop", key)[0] == 200
     wait_until(lambda: ffmpeg_processes(data) == 0, 15, "the renderer to stop")
+    server.stop()
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+class RtmpServer:
+    """nginx with the RTMP module on loopback; its on_publish callback counts publishing sessions by key."""
+
+    def __init__(self, directory: str):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+        import threading
+
+        self.directory = directory
+        self.port = free_port()
+        self.publishes: list[str] = []
+        server = self
+
+        class Callback(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+                if self.path == "/publish":
+                    server.publishes.append(form.get("name", [""])[0])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.callback = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
+        self.callback.daemon_threads = True
+        threading.Thread(target=self.callback.serve_forever, daemon=True).start()
+        hook = f"http://127.0.0.1:{self.callback.server_address[1]}"
+        with open(os.path.join(directory, "nginx.conf"), "w") as conf:
+            conf.write(f"""load_module {RTMP_MODULE};
+daemon off;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log info;
+events {{ worker_connections 256; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{self.port};
+    application live {{ live on; record off; on_publish {hook}/publish; }}
+  }}
+}}
+""")
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen([NGINX, "-c", os.path.join(self.directory, "nginx.conf"), "-p", self.directory],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.accepts(), 10, "nginx-rtmp to listen")
+
+    def accepts(self) -> bool:
+        import socket
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self):
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def url(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.port}/live/{key}"
+
+
+@pytest.fixture
+def rtmp(data_dir):
+    if NGINX is None or not os.path.exists(RTMP_MODULE):
+        pytest.skip("nginx with the RTMP module is not installed (apt-get install nginx-light libnginx-mod-rtmp)")
+    directory = os.path.join(data_dir, "rtmp")
+    os.makedirs(directory, exist_ok=True)
+    server = RtmpServer(directory)
+    yield server
+    server.stop()
+    server.callback.shutdown()
+
+
+def rtmp_frames(url, count=2, width=320, height=180):
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", url, "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, timeout=30)
+    size = width * height * 3
+    if out.returncode != 0 or len(out.stdout) < size * count:
+        return None
+    return [out.stdout[i * size:(i + 1) * size] for i in range(count)]
+
+
+def red_at(frame, x, y, width=320) -> bool:
+    i = (y * width + x) * 3
+    return frame[i] > 180 and frame[i + 1] < 80 and frame[i + 2] < 80
+
+
+def patch_json(server, path, key, body):
+    status, _, text = http("PATCH", server.url(path), json.dumps(body).encode(), {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    return status, json.loads(text or b"null")
+
+
+def test_a_program_pushes_to_rtmp_changes_live_without_reconnecting_and_keeps_keys_secret(start_server, data_dir, rtmp):
+    data = os.path.join(data_dir, "push")
+    key = api_key(data, "admin")
+    editor = api_key(data, "editor")
+    server = start_server(data=data)
+    secret = "sk_live_7f3a9c2e5b1d"
+    assert post_json(server, "/api/v1/programs", key, {"name": "air", "width": 320, "height": 180, "fps": 10, "preset": "ultrafast",
+                                                        "video_bitrate": 400})[0] == 201
+    status, box = post_json(server, "/api/v1/programs/air/layers", key, {"kind": "text", "text": ".", "x": 200, "y": 100, "width": 80,
+                                                                         "height": 50, "visible": False, "style": {"background": "#ff0000"}})
+    assert status == 201, box
+
+    # Bad targets are refused with a reason, and nothing is stored.
+    for url, why in [("http://127.0.0.1/live/key", "scheme"), ("rtmp://169.254.169.254/live/key", "metadata"),
+                     (f"rtmp://127.0.0.1:{rtmp.port}/live", "application and a stream key"), ("rtmp://user@127.0.0.1/live/k", "credentials"),
+                     ("rtmp://127.0.0.1/" + "k" * 1100, "1024"), ("rtmp://exa mple.com/live/k", "spaces")]:
+        status, error = post_json(server, "/api/v1/programs/air/outputs", key, {"url": url})
+        assert status == 422 and why in json.dumps(error), (url, status, error)
+    for body in [b"{", b'{"url": 5}', b"[]", b'{"url": "' + b"x" * 20000 + b'"}']:
+        status, _, text = http("POST", server.url("/api/v1/programs/air/outputs"), body, {"Authorization": f"Bearer {key}",
+                                                                                         "Content-Type": "application/json"})
+        assert status in (400, 413, 422), (body[:20], status, text)
+    viewer = api_key(data, "viewer")
+    assert post_json(server, "/api/v1/programs/air/outputs", viewer, {"url": rtmp.url(secret)})[0] == 403
+    assert get_json(server, "/api/v1/programs/air/outputs", key)["outputs"] == []
+
+    status, output = post_json(server, "/api/v1/programs/air/outputs", editor, {"url": rtmp.url(secret)})
+    assert status == 201, output
+    assert output["url"] == f"rtmp://127.0.0.1:{rtmp.port}/live/…5b1d", output
+    assert post_json(server, "/api/v1/programs/air/outputs", key, {"url": rtmp.url(secret)})[0] == 409
+    for path in ["/api/v1/programs/air", "/api/v1/programs/air/outputs", "/api/v1/programs"]:
+        assert secret not in json.dumps(get_json(server, path, key)), path
+
+    assert post_json(server, "/api/v1/programs/air/start", key)[0] == 200
+    wait_until(lambda: rtmp.publishes == [secret], 40, "the program to publish to the RTMP server")
+
+    # What the RTMP server receives: H.264 320x180 at 10 fps with AAC audio.
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", rtmp.url(secret)], capture_output=True, text=True, timeout=30)
+    streams = json.loads(probe.stdout)["streams"]
+    video = next(s for s in streams if s["codec_type"] == "video")
+    assert (video["codec_name"], video["width"], video["height"], video["r_frame_rate"]) == ("h264", 320, 180, "10/1"), video
+    assert any(s["codec_type"] == "audio" and s["codec_name"] == "aac" for s in streams)
+
+    # The red box appears where it is put and goes when hidden, in frames received over RTMP, without a reconnect.
+    wait_until(lambda: (f := rtmp_frames(rtmp.url(secret))) is not None and not red_at(f[0], 240, 125), 30, "the frame without the box")
+    assert patch_json(server, f"/api/v1/programs/air/layers/{box['id']}", key, {"visible": True})[0] == 200
+    wait_until(lambda: (f := rtmp_frames(rtmp.url(secret))) is not None and red_at(f[-1], 240, 125), 30, "the red box over RTMP")
+    assert patch_json(server, f"/api/v1/programs/air/layers/{box['id']}", key, {"x": 20, "y": 20})[0] == 200
+    wait_until(lambda: (f := rtmp_frames(rtmp.url(secret))) is not None and red_at(f[-1], 60, 45) and not red_at(f[-1], 240, 125), 30,
+               "the box moved")
+    assert patch_json(server, f"/api/v1/programs/air/layers/{box['id']}", key, {"visible": False})[0] == 200
+    wait_until(lambda: (f := rtmp_frames(rtmp.url(secret))) is not None and not red_at(f[-1], 60, 45), 30, "the box hidden")
+    assert rtmp.publishes == [secret], "the RTMP session stayed connected through live changes"
+    assert get_json(server, "/api/v1/programs/air", key)["stream"]["restarts"] == 0
+
+    # The RTMP server goes away and comes back: the program keeps its HLS going, fails, reconnects, and
+    # the error it reports (and logs) never shows the key.
+    rtmp.stop()
+    wait_until(lambda: any(o["failures"] > 0 for o in get_json(server, "/api/v1/programs/air", key)["stream"]["outputs"]), 20,
+               "the failure in the state")
+    program = get_json(server, "/api/v1/programs/air", key)
+    assert program["stream"]["isLive"] and program["stream"]["restarts"] == 0
+    assert secret not in json.dumps(program)
+    rtmp.start()
+    wait_until(lambda: rtmp.publishes == [secret, secret], 30, "the output to reconnect")
+    assert get_json(server, "/api/v1/programs/air", key)["stream"]["restarts"] == 0
+    assert secret not in server.logs()
+    metrics = http("GET", server.url("/metrics"), headers={"Authorization": f"Bearer {key}"})[2].decode()
+    assert 'streamhub_program_output_failures_total{program="air"}' in metrics and secret not in metrics
+
+    # Removing the output ends the push.
+    output_id = get_json(server, "/api/v1/programs/air/outputs", key)["outputs"][0]["id"]
+    assert http("DELETE", server.url(f"/api/v1/programs/air/outputs/{output_id}"), headers={"Authorization": f"Bearer {key}"})[0] == 204
+    assert get_json(server, "/api/v1/programs/air/outputs", key)["outputs"] == []
+    assert post_json(server, "/api/v1/programs/air/stop", key)[0] == 200
     server.stop()

@@ -45,11 +45,16 @@ public struct SourceURLGuard: Sendable {
     static let blockedSuffixes = [".localhost", ".internal", ".local", ".home.arpa", ".localdomain"]
     static let metadataNames: Set<String> = ["metadata.google.internal", "metadata.goog", "metadata.azure.internal", "instance-data.ec2.internal"]
 
-    /// Checks `rawURL`, resolving its host.
+    /// The schemes fetched over HTTP, with their default ports.
+    public static let web = ["http": 80, "https": 443]
+    /// RTMP push targets (the Stream Manager's outputs), with their default ports.
+    public static let rtmp = ["rtmp": 1935, "rtmps": 443]
+
+    /// Checks `rawURL`, resolving its host. `schemes` are the schemes allowed, with their default ports.
     ///
     /// - Throws: ``URLRefusal`` saying why the URL may not be fetched.
-    public func check(_ rawURL: String) async throws(URLRefusal) -> CheckedURL {
-        let parsed = try Self.parse(rawURL)
+    public func check(_ rawURL: String, schemes: [String: Int] = SourceURLGuard.web) async throws(URLRefusal) -> CheckedURL {
+        let parsed = try Self.parse(rawURL, schemes: schemes)
         if let literal = parsed.literal {
             try vet(literal, host: parsed.host)
             return CheckedURL(url: rawURL, scheme: parsed.scheme, host: parsed.host, port: parsed.port, addresses: [literal])
@@ -92,7 +97,7 @@ public struct SourceURLGuard: Sendable {
     }
 
     /// Splits a URL into scheme, host and port the way a WHATWG parser would, refusing whatever is ambiguous.
-    static func parse(_ raw: String) throws(URLRefusal) -> ParsedURL {
+    static func parse(_ raw: String, schemes: [String: Int] = SourceURLGuard.web) throws(URLRefusal) -> ParsedURL {
         guard raw.utf8.count <= 8192 else { throw .malformed("the URL is longer than 8192 bytes") }
         let trimmed = raw.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw .malformed("the URL is empty") }
@@ -103,14 +108,14 @@ public struct SourceURLGuard: Sendable {
             throw .malformed("the URL needs a scheme, as in https://example.com/")
         }
         let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "http" || scheme == "https" else { throw .scheme(scheme) }
+        guard let defaultPort = schemes[scheme] else { throw .scheme(scheme, allowed: schemes.keys.sorted()) }
         let rest = trimmed[schemeEnd.upperBound...]
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         guard !authority.contains("@") else {
             throw .malformed("credentials (user@host) are not allowed in source URLs")
         }
         var hostPart = Substring(authority)
-        var port = scheme == "https" ? 443 : 80
+        var port = defaultPort
         if hostPart.hasPrefix("[") {
             guard let close = hostPart.firstIndex(of: "]") else { throw .malformed("unterminated IPv6 address") }
             let inside = String(hostPart[hostPart.index(after: hostPart.startIndex)..<close])
@@ -158,7 +163,7 @@ public struct SourceURLGuard: Sendable {
 /// Why a URL may not be fetched.
 public enum URLRefusal: Error, Equatable, CustomStringConvertible {
     case malformed(String)
-    case scheme(String)
+    case scheme(String, allowed: [String])
     case blockedHost(String, reason: String)
     case blockedAddress(host: String, address: String, reason: String)
     case unresolvable(String)
@@ -166,7 +171,7 @@ public enum URLRefusal: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformed(let why): return "invalid URL: \(why)"
-        case .scheme(let scheme): return "scheme '\(scheme.prefix(20))' is not allowed; use http or https"
+        case .scheme(let scheme, let allowed): return "scheme '\(scheme.prefix(20))' is not allowed; use " + allowed.joined(separator: " or ")
         case .blockedHost(let host, let reason): return "host '\(host)' is not allowed (\(reason))"
         case .blockedAddress(let host, let address, let reason):
             return "host '\(host)' resolves to \(address), which is not allowed (\(reason))"

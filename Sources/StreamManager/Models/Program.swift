@@ -27,10 +27,12 @@ public struct Program: Sendable, Equatable {
     public var createdAt: Double
     public var updatedAt: Double
     public var layers: [Layer]
+    /// RTMP push targets, beside the local HLS output every program has.
+    public var outputs: [Output]
 
     static let columns = "name, title, width, height, fps, video_bitrate, preset, audio_layer, state, version, created_by, created_at, updated_at"
 
-    init(row: any SQLRow, layers: [Layer]) throws {
+    init(row: any SQLRow, layers: [Layer], outputs: [Output]) throws {
         name = try row.decode(column: "name", as: String.self)
         title = try row.decode(column: "title", as: String?.self)
         width = try row.decode(column: "width", as: Int.self)
@@ -45,6 +47,7 @@ public struct Program: Sendable, Equatable {
         createdAt = try row.decode(column: "created_at", as: Double.self)
         updatedAt = try row.decode(column: "updated_at", as: Double.self)
         self.layers = layers
+        self.outputs = outputs
     }
 
     /// Names are addresses (`/programs/<name>/…`), under the same rule as walls' (`/wall/<name>`): 1-40
@@ -61,6 +64,8 @@ public struct Program: Sendable, Equatable {
     public static let bitrates = 100...50_000
     /// Most layers in one program.
     public static let maxLayers = 32
+    /// Most RTMP outputs of one program (each is one more upload of the encoded stream).
+    public static let maxOutputs = 8
 
     /// Layers bottom to top.
     public var orderedLayers: [Layer] { layers.sorted { ($0.z, $0.id) < ($1.z, $1.id) } }
@@ -81,6 +86,7 @@ public struct Program: Sendable, Equatable {
             ("version", .int(Int(version))),
             ("hls_url", .string(hlsPath)),
             ("layers", .raw("[" + orderedLayers.map(\.json).joined(separator: ",") + "]")),
+            ("outputs", .raw("[" + outputs.map(\.json).joined(separator: ",") + "]")),
             ("stream", .raw(render)),
             ("created_by", createdBy.map(JSONText.Value.string) ?? .null),
             ("created_at", .string(Timestamp.iso8601(createdAt))),
@@ -199,5 +205,45 @@ extension Layer {
         imageID = try row.decode(column: "image_id", as: String?.self)
         style = Style(json: try row.decode(column: "style", as: String?.self))
         updatedAt = try row.decode(column: "updated_at", as: Double.self)
+    }
+}
+
+/// An RTMP push target of a program: `rtmp://host[:port]/app/key` (or `rtmps://`). The key is a secret: it
+/// is stored, given to ffmpeg, and never shown back or logged in full (see ``masked``).
+public struct Output: Sendable, Equatable {
+    public var id: Int64
+    public var url: String
+    public var createdAt: Double
+
+    static let columns = "id, url, created_at"
+
+    init(row: any SQLRow) throws {
+        id = try row.decode(column: "id", as: Int64.self)
+        url = try row.decode(column: "url", as: String.self)
+        createdAt = try row.decode(column: "created_at", as: Double.self)
+    }
+
+    init(id: Int64, url: String, createdAt: Double = 0) {
+        self.id = id
+        self.url = url
+        self.createdAt = createdAt
+    }
+
+    /// The URL with its stream key hidden: everything after the application (the path's second segment
+    /// on) becomes `…` and the key's last 4 characters, and nothing of a key shorter than 12.
+    public var masked: String { Self.mask(url) }
+
+    static func mask(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return "…" }
+        let rest = url[schemeEnd.upperBound...]
+        let parts = rest.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return String(url[..<schemeEnd.upperBound]) + (parts.first.map(String.init) ?? "") + "/…" }
+        let key = parts[2]
+        let tail = key.count >= 12 ? String(key.suffix(4)) : ""
+        return String(url[..<schemeEnd.upperBound]) + parts[0] + "/" + parts[1] + "/…" + tail
+    }
+
+    var json: String {
+        JSONText.object([("id", .int(Int(id))), ("url", .string(masked)), ("created_at", .string(Timestamp.iso8601(createdAt)))])
     }
 }

@@ -3,7 +3,7 @@ import SQLKit
 
 /// The Stream Manager's tables. Times are seconds since 1970 (DOUBLE PRECISION).
 public enum ProgramMigrations {
-    public static let all: [any Migration] = [CreateProgramTables()]
+    public static let all: [any Migration] = [CreateProgramTables(), CreateProgramOutputs()]
 }
 
 struct CreateProgramTables: Migration {
@@ -57,5 +57,25 @@ struct CreateProgramTables: Migration {
         for statement in statements {
             try await database.raw(SQLQueryString(statement)).run()
         }
+    }
+}
+
+/// RTMP push targets (`url` holds the stream key: never returned in full, never logged).
+struct CreateProgramOutputs: Migration {
+    let name = "0701-program-outputs"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        let id = kind == .postgres ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
+        let table = """
+            CREATE TABLE program_outputs (
+                id \(id),
+                program TEXT NOT NULL REFERENCES programs (name) ON DELETE CASCADE,
+                url TEXT NOT NULL,
+                created_by TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """
+        try await database.raw(SQLQueryString(table)).run()
+        try await database.raw("CREATE INDEX program_outputs_program ON program_outputs (program)").run()
     }
 }

@@ -74,6 +74,13 @@ public final class ProgramRenderers: Service, Sendable {
         Gauge(label: "streamhub_program_restarts", dimensions: dimensions, factory: metrics).record(state.restarts)
         Gauge(label: "streamhub_program_live_changes", dimensions: dimensions, factory: metrics).record(state.liveChanges)
         Gauge(label: "streamhub_program_speed", dimensions: dimensions, factory: metrics).record(state.speed)
+        Gauge(label: "streamhub_program_bitrate_kbps", dimensions: dimensions, factory: metrics).record(state.bitrate)
+        Gauge(label: "streamhub_program_outputs", dimensions: dimensions, factory: metrics).record(state.outputs.count)
+    }
+
+    /// An RTMP output failed to connect or write (the fifo retries it a second later).
+    func outputFailed(_ name: String) {
+        Counter(label: "streamhub_program_output_failures_total", dimensions: [("program", name)], factory: metrics).increment()
     }
 
     /// The current state of every program this instance renders, as `stateUpdate` payloads.
@@ -332,6 +339,9 @@ public final class ProgramRenderers: Service, Sendable {
                 let orphans = Orphans.kill(writing: "\(owner.directory)/\(name)/live.m3u8")
                 if orphans > 0 { owner.logger.warning("stopped an ffmpeg left over by an earlier run", metadata: ["program": "\(name)", "count": "\(orphans)"]) }
                 Self.removeUnlistedSegments(in: "\(owner.directory)/\(name)")
+                update { state in
+                    state.outputs = Dictionary(uniqueKeysWithValues: plan.outputs.map { ($0.id, state.outputs[$0.id] ?? .init()) })
+                }
                 let started = Date().timeIntervalSince1970
                 let outcome = await runFFmpeg(ffmpeg, plan, controlPort: port)
                 update { $0.isLive = false }
@@ -373,6 +383,7 @@ public final class ProgramRenderers: Service, Sendable {
                                         state.fps = report.fps
                                         state.droppedFrames = report.dropped
                                         state.speed = report.speed
+                                        state.bitrate = report.bitrate
                                         if let time = report.renderTime { state.averageRenderTime = time }
                                         state.error = nil
                                     }
@@ -383,7 +394,18 @@ public final class ProgramRenderers: Service, Sendable {
                         group.addTask {
                             do {
                                 for try await line in execution.standardError.strings() {
-                                    stderrTail.append(line)
+                                    // Stream keys never leave this process: not in the state, not in the logs.
+                                    let (masked, output) = plan.mask(line)
+                                    stderrTail.append(masked)
+                                    if let output {
+                                        let now = Date().timeIntervalSince1970
+                                        self.update { state in
+                                            state.outputs[output, default: .init()].failures += 1
+                                            state.outputs[output]?.lastError = String(masked.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))
+                                            state.outputs[output]?.lastErrorAt = now
+                                        }
+                                        self.owner.outputFailed(self.name)
+                                    }
                                 }
                             } catch {}
                             return nil

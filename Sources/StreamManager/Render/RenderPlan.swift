@@ -21,6 +21,8 @@ struct RenderPlan: Equatable {
     var textFiles: [String: String]
     /// Live controls by key (`target/what`): the value in force and the zmq message that sets it.
     var controls: [String: Control]
+    /// The RTMP outputs pushed to (their URLs hold keys: ffmpeg's messages are masked with these).
+    var outputs: [Output] = []
 
     struct Control: Equatable {
         var value: String
@@ -164,15 +166,48 @@ struct RenderPlan: Equatable {
         arguments += ["-c:v", "libx264", "-preset", program.preset, "-tune", "zerolatency", "-b:v", "\(program.videoBitrate)k",
                       "-maxrate", "\(program.videoBitrate)k", "-bufsize", "\(program.videoBitrate * 2)k", "-g", "\(gop)", "-keyint_min", "\(gop)",
                       "-sc_threshold", "0", "-r", "\(program.fps)", "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
-        arguments += ["-f", "hls", "-hls_time", "\(env.segmentSeconds)", "-hls_list_size", "6",
-                      "-hls_flags", "delete_segments+append_list+discont_start+independent_segments+omit_endlist",
-                      "-hls_segment_filename", "\(env.directory)/seg-%d.ts", "\(env.directory)/live.m3u8"]
+        let hlsFlags = "delete_segments+append_list+discont_start+independent_segments+omit_endlist"
+        let playlist = "\(env.directory)/live.m3u8"
+        if program.outputs.isEmpty {
+            arguments += ["-f", "hls", "-hls_time", "\(env.segmentSeconds)", "-hls_list_size", "6", "-hls_flags", hlsFlags,
+                          "-hls_segment_filename", "\(env.directory)/seg-%d.ts", playlist]
+        } else {
+            // One encode, several muxers: the HLS output and each RTMP target through its own fifo, which
+            // reconnects a dropped target (every second, forever) without disturbing the others or HLS.
+            // FLV wants the codec headers out of band; the HLS muxer puts them back before each keyframe.
+            arguments += ["-flags:v", "+global_header", "-f", "tee"]
+            var slaves = ["[f=hls:hls_time=\(env.segmentSeconds):hls_list_size=6:hls_flags=\(hlsFlags):hls_segment_filename="
+                          + teeOption("\(env.directory)/seg-%d.ts") + "]" + teeEscape(playlist)]
+            for output in program.outputs {
+                let fifo = ["attempt_recovery=1", "recover_any_error=1", "recovery_wait_time=1", "max_recovery_attempts=0",
+                            "drop_pkts_on_overflow=1", "queue_size=120"].joined(separator: ":")
+                slaves.append("[f=flv:onfail=ignore:use_fifo=1:fifo_options=" + teeOption(fifo) + "]" + teeEscape(output.url))
+            }
+            arguments.append(slaves.joined(separator: "|"))
+        }
         let controls = graph.controls
         let rendered = arguments.map { argument in fill(argument) { key in controls[key]?.value ?? "" } }
         // The shape leaves out control values and the control port (a new ffmpeg gets a new one).
         let shape = arguments.map { argument in fill(argument) { _ in "" } }
             .map { $0.replacingOccurrences(of: "\\\\:\(env.controlPort)", with: "") }
-        return RenderPlan(arguments: rendered, shape: shape, textFiles: textFiles, controls: controls)
+        return RenderPlan(arguments: rendered, shape: shape, textFiles: textFiles, controls: controls, outputs: program.outputs)
+    }
+
+    /// A line ffmpeg wrote with every output URL and stream key masked, and the output it named, if any.
+    func mask(_ line: String) -> (line: String, output: Int64?) {
+        var masked = line
+        var named: Int64?
+        for output in outputs {
+            if masked.contains(output.url) {
+                masked = masked.replacingOccurrences(of: output.url, with: output.masked)
+                named = output.id
+            }
+            if let key = output.url.split(separator: "/", omittingEmptySubsequences: false).last, key.count >= 4, masked.contains(key) {
+                masked = masked.replacingOccurrences(of: String(key), with: "…")
+                named = named ?? output.id
+            }
+        }
+        return (masked, named)
     }
 
     /// `x=…:y=…` of a layer as controls (overlay and drawbox take new coordinates as commands).
@@ -213,6 +248,26 @@ struct RenderPlan: Equatable {
 
     static func fmt(_ value: Double) -> String {
         String(format: "%.3f", max(0, min(1, value)))
+    }
+
+    /// Escapes a tee slave's file name or URL (the slave list is split on `|` with `\\` escapes).
+    static func teeEscape(_ value: String) -> String {
+        backslash(value, "\\|[]")
+    }
+
+    /// Escapes a tee slave's option value: one level for the option list (`:` separates options), one for
+    /// the slave list around it.
+    static func teeOption(_ value: String) -> String {
+        teeEscape(backslash(value, "\\:"))
+    }
+
+    static func backslash(_ value: String, _ special: String) -> String {
+        var out = ""
+        for character in value {
+            if special.contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     /// Escapes an option value for a filter graph (`:` `\` `'` `,` `;` `[` `]` are special at both levels).

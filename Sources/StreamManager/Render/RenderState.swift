@@ -21,6 +21,17 @@ public struct RenderState: Sendable, Equatable {
     public var restarts = 0
     /// Changes applied to the running ffmpeg without a restart (visibility, position, pause).
     public var liveChanges = 0
+    /// Output bitrate in kbit/s, as ffmpeg reports it.
+    public var bitrate: Double = 0
+    /// Per RTMP output: failed connects or writes since the program started (each is followed by a
+    /// reconnect a second later), and the last error with the key masked.
+    public var outputs: [Int64: OutputState] = [:]
+
+    public struct OutputState: Sendable, Equatable {
+        public var failures = 0
+        public var lastError: String?
+        public var lastErrorAt: Double?
+    }
 
     public init(targetFPS: Int) {
         self.targetFPS = targetFPS
@@ -32,7 +43,12 @@ public struct RenderState: Sendable, Equatable {
             ("frameCount", .int(frameCount)), ("droppedFrames", .int(droppedFrames)),
             ("averageRenderTime", .double((averageRenderTime * 100).rounded() / 100)), ("speed", .double((speed * 1000).rounded() / 1000)),
             ("startTime", startTime.map { .string(Timestamp.iso8601($0)) } ?? .null), ("error", error.map(JSONText.Value.string) ?? .null),
-            ("restarts", .int(restarts)), ("liveChanges", .int(liveChanges)),
+            ("restarts", .int(restarts)), ("liveChanges", .int(liveChanges)), ("bitrate", .double((bitrate * 10).rounded() / 10)),
+            ("outputs", .raw("[" + outputs.sorted { $0.key < $1.key }.map { id, output in
+                JSONText.object([("id", .int(Int(id))), ("failures", .int(output.failures)),
+                                 ("lastError", output.lastError.map(JSONText.Value.string) ?? .null),
+                                 ("lastErrorAt", output.lastErrorAt.map { .string(Timestamp.iso8601($0)) } ?? .null)])
+            }.joined(separator: ",") + "]")),
         ])
     }
 }
@@ -51,6 +67,8 @@ struct ProgressParser {
         var fps: Double
         var dropped: Int
         var speed: Double
+        /// kbit/s.
+        var bitrate: Double
         /// Milliseconds of wall time per frame since the previous report.
         var renderTime: Double?
         var ended: Bool
@@ -69,6 +87,7 @@ struct ProgressParser {
         let frame = Int(block["frame"] ?? "") ?? 0
         let dropped = (Int(block["drop_frames"] ?? "") ?? 0) + (Int(block["dup_frames"] ?? "") ?? 0)
         let speed = Double((block["speed"] ?? "").replacingOccurrences(of: "x", with: "")) ?? 0
+        let bitrate = Double((block["bitrate"] ?? "").replacingOccurrences(of: "kbits/s", with: "")) ?? 0
         var renderTime: Double?
         var measured = Double(block["fps"] ?? "") ?? 0
         if let first = samples.first, frame > first.frame, now > first.time {
@@ -78,6 +97,6 @@ struct ProgressParser {
         if frame < (samples.last?.frame ?? 0) { samples.removeAll() }
         samples.append((now, frame))
         while samples.count > 2, let first = samples.first, now - first.time > Self.window { samples.removeFirst() }
-        return Report(frame: frame, fps: measured, dropped: dropped, speed: speed, renderTime: renderTime, ended: value == "end")
+        return Report(frame: frame, fps: measured, dropped: dropped, speed: speed, bitrate: bitrate, renderTime: renderTime, ended: value == "end")
     }
 }

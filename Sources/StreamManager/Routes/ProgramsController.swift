@@ -12,6 +12,8 @@ struct ProgramsController {
     let registry: RegistryService
     let recorder: RecorderModule
     let renderers: ProgramRenderers
+    /// RTMP targets pass the same guard as every URL StreamHub fetches (ffmpeg connects to them).
+    let guardrail: SourceURLGuard
 
     static let bodyLimit = 16 * 1024
 
@@ -106,6 +108,10 @@ struct ProgramsController {
 
     struct OrderBody: Decodable {
         let order: [Int64]
+    }
+
+    struct OutputBody: Decodable {
+        let url: String
     }
 
     func addRoutes(to group: RouterGroup<HubRequestContext>) {
@@ -204,6 +210,46 @@ struct ProgramsController {
             let program = try await store.reorder(try Self.name(context), body.order, by: principal.actor)
             return jsonResponse("{\"layers\":[" + program.orderedLayers.map(\.json).joined(separator: ",") + "]}")
         }
+    }
+
+    /// `/api/v1/programs/{name}/outputs`: RTMP push targets, shown with their keys masked.
+    func addOutputRoutes(to group: RouterGroup<HubRequestContext>) {
+        group.get("programs/:name/outputs") { _, context in
+            try context.require(.editor)
+            let program = try await store.get(try Self.name(context))
+            return jsonResponse("{\"outputs\":[" + program.outputs.map(\.json).joined(separator: ",") + "]}")
+        }
+        group.post("programs/:name/outputs") { request, context in
+            let principal = try context.require(.editor)
+            let name = try Self.name(context)
+            let body = try await request.decodeJSON(as: OutputBody.self, limit: Self.bodyLimit)
+            let url = try await checkOutput(body.url)
+            let (_, output) = try await store.addOutput(name, url: url, by: principal.actor)
+            return jsonResponse(output.json, status: .created, headers: [.location: "/api/v1/programs/\(name)/outputs/\(output.id)"])
+        }
+        group.delete("programs/:name/outputs/:id") { _, context in
+            let principal = try context.require(.editor)
+            guard let id = context.parameters.get("id").flatMap(Int64.init), id > 0 else { throw HubError.notFound("no such output") }
+            _ = try await store.deleteOutput(try Self.name(context), id, by: principal.actor)
+            return Response(status: .noContent)
+        }
+    }
+
+    /// An RTMP push target: `rtmp://` or `rtmps://`, a host the guard allows, an application and a key.
+    func checkOutput(_ raw: String) async throws -> String {
+        let url = raw.trimmingCharacters(in: .whitespaces)
+        guard url.utf8.count <= 1024 else { throw HubError.validation("url must be at most 1024 bytes") }
+        do {
+            _ = try await guardrail.check(url, schemes: SourceURLGuard.rtmp)
+        } catch {
+            throw HubError.validation("url: \(error.description)")
+        }
+        guard let schemeEnd = url.range(of: "://") else { throw HubError.validation("url must be rtmp://host/app/key") }
+        let path = url[schemeEnd.upperBound...].split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard path.count >= 2, path.allSatisfy({ !$0.isEmpty }), !url.contains("#") else {
+            throw HubError.validation("url must name an application and a stream key: rtmp://host[:port]/app/key")
+        }
+        return url
     }
 
     static let defaultLayer = Layer(

@@ -16,9 +16,15 @@ public struct ProgramStore: Sendable {
     public func list() async throws -> [Program] {
         let rows = try await database.sql.raw("SELECT \(unsafeRaw: Program.columns) FROM programs ORDER BY name").all()
         let layerRows = try await database.sql.raw("SELECT program, \(unsafeRaw: Layer.columns) FROM program_layers ORDER BY program, z, id").all()
+        let outputRows = try await database.sql.raw("SELECT program, \(unsafeRaw: Output.columns) FROM program_outputs ORDER BY program, id").all()
         var layers: [String: [Layer]] = [:]
         for row in layerRows { layers[try row.decode(column: "program", as: String.self), default: []].append(try Layer(row: row)) }
-        return try rows.map { row in try Program(row: row, layers: layers[try row.decode(column: "name", as: String.self)] ?? []) }
+        var outputs: [String: [Output]] = [:]
+        for row in outputRows { outputs[try row.decode(column: "program", as: String.self), default: []].append(try Output(row: row)) }
+        return try rows.map { row in
+            let name = try row.decode(column: "name", as: String.self)
+            return try Program(row: row, layers: layers[name] ?? [], outputs: outputs[name] ?? [])
+        }
     }
 
     /// One program (404 when there is none).
@@ -35,7 +41,8 @@ public struct ProgramStore: Sendable {
             return nil
         }
         let layers = try await db.raw("SELECT \(unsafeRaw: Layer.columns) FROM program_layers WHERE program = \(bind: name) ORDER BY z, id").all()
-        return try Program(row: row, layers: layers.map(Layer.init(row:)))
+        let outputs = try await db.raw("SELECT \(unsafeRaw: Output.columns) FROM program_outputs WHERE program = \(bind: name) ORDER BY id").all()
+        return try Program(row: row, layers: layers.map(Layer.init(row:)), outputs: outputs.map(Output.init(row:)))
     }
 
     public struct NewProgram: Sendable {
@@ -73,6 +80,7 @@ public struct ProgramStore: Sendable {
         let deleted = try await database.transaction { db -> Program in
             guard let program = try await Self.load(name, on: db, lock: true, kind: kind) else { throw Self.notFound(name) }
             try await db.raw("DELETE FROM program_layers WHERE program = \(bind: name)").run()
+            try await db.raw("DELETE FROM program_outputs WHERE program = \(bind: name)").run()
             try await db.raw("DELETE FROM programs WHERE name = \(bind: name)").run()
             return program
         }
@@ -201,6 +209,33 @@ public struct ProgramStore: Sendable {
                 try await db.raw("UPDATE program_layers SET z = \(bind: z), updated_at = \(bind: now) WHERE id = \(bind: id) AND program = \(bind: name)").run()
             }
             return ("layers_reordered", nil)
+        }.0
+    }
+
+    /// Adds an RTMP push target (already checked by the caller).
+    func addOutput(_ name: String, url: String, by actor: String) async throws -> (Program, Output) {
+        let (program, id) = try await mutate(name, by: actor) { current, db, now in
+            guard current.outputs.count < Program.maxOutputs else {
+                throw HubError(.conflict, code: "too_many_outputs", message: "a program has at most \(Program.maxOutputs) RTMP outputs")
+            }
+            guard !current.outputs.contains(where: { $0.url == url }) else {
+                throw HubError(.conflict, code: "output_exists", message: "the program pushes to that URL already")
+            }
+            guard let row = try await db.raw("""
+                INSERT INTO program_outputs (program, url, created_by, created_at) VALUES (\(bind: name), \(bind: url), \(bind: actor), \(bind: now))
+                RETURNING id
+                """).first() else { throw HubError.internalError() }
+            return ("output_added", try row.decode(column: "id", as: Int64.self))
+        }
+        guard let id, let added = program.outputs.first(where: { $0.id == id }) else { throw HubError.internalError() }
+        return (program, added)
+    }
+
+    func deleteOutput(_ name: String, _ id: Int64, by actor: String) async throws -> Program {
+        try await mutate(name, by: actor) { current, db, _ in
+            guard current.outputs.contains(where: { $0.id == id }) else { throw HubError.notFound("program '\(name.prefix(60))' has no output \(id)") }
+            try await db.raw("DELETE FROM program_outputs WHERE id = \(bind: id) AND program = \(bind: name)").run()
+            return ("output_deleted", nil)
         }.0
     }
 
