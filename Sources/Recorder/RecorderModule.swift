@@ -4,6 +4,7 @@ import HLS
 import HubCore
 import HubStore
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
@@ -20,7 +21,7 @@ public struct RecorderModule: Sendable {
     public static let exportEvent = "recording_export"
     /// The hub topic of `WS /api/stream/ws?target=state`.
     public static let stateTopic = "stream.state"
-    static let previewTopic = "stream.preview"
+    public static let previewTopic = "stream.preview"
 
     public let supervisor: RecorderSupervisor
     let exporter: Exporter
@@ -32,6 +33,7 @@ public struct RecorderModule: Sendable {
     let logger: Logger
     public let retention: RetentionSweeper
     let stateSources = StateSources()
+    let streamChannels = StreamChannels()
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 logger: Logger, metrics: any MetricsFactory) {
@@ -69,10 +71,11 @@ public struct RecorderModule: Sendable {
         let database = supervisor.database
         let supervisor = supervisor
         let stateSources = stateSources
+        let extensions = streamChannels
         let channelAuth = realtime.channelAuth
         realtime.webSockets.add("/api/stream/ws") { uri, headers in
             let target = uri.queryParameters["target"].map(String.init) ?? "state"
-            guard target == "state" || target == "preview" else { return nil }
+            guard target == "state" || target == "preview" || extensions.targets().contains(target) else { return nil }
             let identity: ChannelIdentity
             switch await channelAuth.authenticate(uri: uri, headers: headers) {
             case .refused(let code, let reason): return HubWebSocketRoutes.refused(code: code, reason: reason)
@@ -80,6 +83,10 @@ public struct RecorderModule: Sendable {
             }
             guard Self.channelVisibility.admits(identity.audience) else {
                 return HubWebSocketRoutes.refused(code: ChannelCloseCode.forbidden, reason: "recordings need a signed-in viewer, editor or admin")
+            }
+            // Other modules' channels (the Stream Manager's programs) come first: they claim what they know.
+            for channel in extensions.all() {
+                if let accepted = try await channel(target, uri, identity) { return accepted }
             }
             switch target {
             case "state":
@@ -106,8 +113,9 @@ public struct RecorderModule: Sendable {
         }
         router.get("/api/stream/ws") { request, _ -> Response in
             let target = request.uri.queryParameters["target"].map(String.init) ?? "state"
-            guard target == "state" || target == "preview" else {
-                throw HubError.badRequest("target must be state or preview", code: "invalid_target")
+            let targets = ["state", "preview"] + extensions.targets()
+            guard targets.contains(target) else {
+                throw HubError.badRequest("target must be one of " + targets.joined(separator: ", "), code: "invalid_target")
             }
             throw HubError(.upgradeRequired, code: "upgrade_required", message: "/api/stream/ws is a WebSocket endpoint; connect with a WebSocket client",
                            headers: [.upgrade: "websocket", .connection: "Upgrade"])
@@ -148,7 +156,23 @@ public struct RecorderModule: Sendable {
         stateSources.add(source)
     }
 
-    static func welcome(_ target: String) -> ByteBuffer {
+    /// A channel of `WS /api/stream/ws` added by another module: asked first, after the caller passed the
+    /// channel's access rule (a signed-in viewer or better); it answers `nil` to leave the request to the
+    /// next one (and last to the recordings' own `state` and `preview`).
+    public typealias StreamChannel = @Sendable (_ target: String, _ uri: URI, _ identity: ChannelIdentity) async throws -> HubWebSocketRoutes.Accepted?
+
+    /// Adds a channel for `targets` (besides `state` and `preview`, which it may also claim, e.g. for a
+    /// query parameter of its own).
+    public func addStreamChannel(targets: [String], _ channel: @escaping StreamChannel) {
+        streamChannels.add(targets: targets, channel)
+    }
+
+    /// `{"type":"stateUpdate","payload":…}` around a state payload (text, not yet a frame).
+    public static func stateUpdate(_ payload: ByteBuffer) -> ByteBuffer {
+        StateForwarder.stateUpdate(payload)
+    }
+
+    public static func welcome(_ target: String) -> ByteBuffer {
         WebSocketWire.textFrame(ByteBuffer(string: JSONText.object([
             ("type", .string("welcome")), ("message", .string("Connected to the StreamHub \(target) channel")),
             ("timestamp", .int(Int(Timestamp.now() * 1000))),
@@ -187,4 +211,16 @@ final class StateSources: Sendable {
     func all() -> [@Sendable () async -> [ByteBuffer]] {
         sources.withLock { $0 }
     }
+}
+
+/// Other modules' channels on `WS /api/stream/ws`.
+final class StreamChannels: Sendable {
+    private let storage = Mutex<(targets: [String], channels: [RecorderModule.StreamChannel])>(([], []))
+
+    func add(targets: [String], _ channel: @escaping RecorderModule.StreamChannel) {
+        storage.withLock { $0.targets += targets.filter { !["state", "preview"].contains($0) }; $0.channels.append(channel) }
+    }
+
+    func targets() -> [String] { storage.withLock { $0.targets } }
+    func all() -> [RecorderModule.StreamChannel] { storage.withLock { $0.channels } }
 }

@@ -48,13 +48,16 @@ public struct StreamManagerModule: Sendable {
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         let renderers = renderers
         recorder.addStateSource { renderers.statePayloads() }
+        ProgramChannels(store: store, renderers: renderers).register(on: recorder)
         let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail)
         programs.addRoutes(to: api)
         programs.addOutputRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
     }
 
-    public var services: [any Service] { [renderers, ProgramStateForwarder(bus: bus, hub: hub)] }
+    public var services: [any Service] {
+        [renderers, ProgramStateForwarder(bus: bus, hub: hub), ProgramLayersForwarder(bus: bus, hub: hub), ProgramPreviewPump(renderers: renderers, hub: hub)]
+    }
 }
 
 /// Sends every `program_state` event (from any instance) to `WS /api/stream/ws?target=state` clients as a
@@ -65,11 +68,12 @@ struct ProgramStateForwarder: Service {
 
     func run() async throws {
         for await envelope in bus.subscribe(types: [ProgramRenderers.stateEvent]).cancelOnGracefulShutdown() {
-            var frame = ByteBuffer(string: "{\"type\":\"stateUpdate\",\"payload\":")
-            var payload = envelope.payload
-            frame.writeBuffer(&payload)
-            frame.writeString("}")
+            let frame = RecorderModule.stateUpdate(envelope.payload)
             hub.broadcast(text: frame, to: RecorderModule.stateTopic, visibility: envelope.visibility)
+            // `?program=NAME` clients: the state of that program only.
+            if let name = ProgramChannels.programName(in: envelope.payload, path: ["program", "name"]) {
+                hub.broadcast(text: frame, to: ProgramChannels.stateTopic(name), visibility: envelope.visibility)
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ public final class WebSocketProbe: Sendable {
     private let task: Task<WebSocketCloseFrame?, any Error>
 
     /// Connects to `ws://127.0.0.1:port/path`.
-    public init(port: Int, path: String, maxFrameSize: Int = 1 << 20) {
+    /// With `keepBinary`, binary messages are collected too (``nextBinary(within:)``); else they are dropped.
+    public init(port: Int, path: String, maxFrameSize: Int = 1 << 20, keepBinary: Bool = false) {
         let messageSink = messages
         let (outgoing, outgoingSink) = AsyncStream<String>.makeStream()
         self.outgoing = outgoingSink
@@ -40,7 +41,12 @@ public final class WebSocketProbe: Sendable {
                         }
                     }
                     for try await message in inbound.messages(maxSize: maxFrameSize) {
-                        if case .text(let text) = message { messageSink.push(text) }
+                        switch message {
+                        case .text(let text): messageSink.push(text)
+                        case .binary(let buffer) where keepBinary:
+                            messageSink.push(Self.binaryMark + Data(buffer.readableBytesView).base64EncodedString())
+                        default: break
+                        }
                     }
                     group.cancelAll()
                 }
@@ -53,6 +59,17 @@ public final class WebSocketProbe: Sendable {
         return try await withDeadline(seconds, "next WebSocket message") { [self] in
             guard let value = await self.messages.popBatch(maxCount: 1)?.first else { throw TestFailure("the WebSocket closed before another message arrived") }
             return value
+        }
+    }
+
+    static let binaryMark = "\u{0}binary:"
+
+    /// The next binary message (with `keepBinary`), skipping text messages.
+    public func nextBinary(within seconds: Double = 10) async throws -> Data {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let message = try await next(within: max(0.1, deadline.timeIntervalSinceNow))
+            if message.hasPrefix(Self.binaryMark), let data = Data(base64Encoded: String(message.dropFirst(Self.binaryMark.count))) { return data }
         }
     }
 

@@ -173,4 +173,85 @@ struct ProgramRenderTests {
             try await eventually("the program's output is removed", within: 10) { !FileManager.default.fileExists(atPath: output) }
         }
     }
+
+    /// The seed's channels for one program: state narrowed by `?program=`, JPEG previews at the asked rate,
+    /// every layer change as it is applied, and client messages answered (or refused) clearly.
+    @Test func programChannelsCarryStatePreviewAndLayerChanges() async throws {
+        try await withTestApplication { app, client in
+            let team = try await Team.make(app, client)
+            let editor = team.editor
+            #expect(try await editor.post("/api/v1/programs", #"{"name":"chan","width":320,"height":180,"fps":10,"preset":"ultrafast","video_bitrate":300}"#).status == .created)
+            #expect(try await editor.post("/api/v1/programs", #"{"name":"other","width":320,"height":180,"fps":10}"#).status == .created)
+            let text = try await editor.post("/api/v1/programs/chan/layers", #"{"kind":"text","text":"On air","x":10,"y":10,"width":200,"height":40}"#)
+            let textID = try #require(text.json["id"] as? Int)
+            #expect(try await editor.post("/api/v1/programs/chan/start").status == .ok)
+            try await eventually("the program goes live", within: 20) { try await Self.state(team.viewer, "chan")["isLive"] as? Bool == true }
+            let port = client.port!, token = team.viewer.token!
+            try await eventually("the output bitrate is measured", within: 10) {
+                (try await Self.state(team.viewer, "chan")["bitrate"] as? Double ?? 0) > 10
+            }
+
+            // State, narrowed to one program: its current state at once, never another program's.
+            let state = WebSocketProbe(port: port, path: "/api/stream/ws?target=state&program=chan&token=\(token)")
+            #expect(try await state.nextJSON()["type"] as? String == "welcome")
+            for _ in 0..<2 {
+                let update = try await state.nextJSON(within: 5)
+                let payload = try #require(update["payload"] as? [String: Any])
+                #expect(update["type"] as? String == "stateUpdate" && (payload["program"] as? [String: Any])?["name"] as? String == "chan", "\(update)")
+            }
+            // Client messages: a ping is answered, anything else gets an error frame and the socket stays.
+            state.send("not json")
+            var replies: [[String: Any]] = []
+            while replies.count < 1 { let m = try await state.nextJSON(); if m["event"] as? String == "error" { replies.append(m) } }
+            #expect(replies[0]["code"] as? String == "invalid_message")
+            state.send(#"{"type":"subscribe"}"#)
+            while true { let m = try await state.nextJSON(); if m["event"] as? String == "error" { #expect(m["code"] as? String == "unsupported_message"); break } }
+            state.send(#"{"type":"ping"}"#)
+            while true { let m = try await state.nextJSON(); if m["type"] as? String == "pong" { break } }
+            for _ in 0..<40 { state.send(#"{"type":"ping"}"#) }
+            var limited = false
+            for _ in 0..<80 where !limited { limited = (try await state.nextJSON())["code"] as? String == "rate_limited" }
+            #expect(limited, "more than 20 messages a second are refused")
+            await state.close()
+            for bad in ["nope", "..%2Fetc", "UPPER"] {
+                let probe = WebSocketProbe(port: port, path: "/api/stream/ws?target=state&program=\(bad)&token=\(token)")
+                #expect(try await probe.closeFrame()?.closeCode == .unknown(4404), "\(bad)")
+            }
+            #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=layers").closeFrame()?.closeCode == .unknown(4401))
+            #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=preview&program=chan").closeFrame()?.closeCode == .unknown(4401))
+
+            // Preview: JPEG frames of the output, at most the program's width, with the documented header.
+            let preview = WebSocketProbe(port: port, path: "/api/stream/ws?target=preview&program=chan&fps=5&width=640&token=\(token)", keepBinary: true)
+            #expect(try await preview.nextJSON()["type"] as? String == "welcome")
+            for _ in 0..<4 {
+                let frame = try await preview.nextBinary(within: 5)
+                let length = Int(frame[0]) << 24 | Int(frame[1]) << 16 | Int(frame[2]) << 8 | Int(frame[3])
+                let header = try #require(try JSONSerialization.jsonObject(with: frame.subdata(in: 4..<(4 + length))) as? [String: Any])
+                let jpeg = frame.subdata(in: (4 + length)..<frame.count)
+                #expect(header["program"] as? String == "chan" && header["format"] as? String == "jpeg" && header["width"] as? Int == 320)
+                #expect(header["height"] as? Int == 180 && header["size"] as? Int == jpeg.count && jpeg.starts(with: [0xFF, 0xD8]), "\(header)")
+            }
+            await preview.close()
+            let still = try await team.viewer.get("/programs/chan/preview-320.jpg")
+            #expect(still.status == .ok && still.headers[.contentType] == "image/jpeg")
+            #expect(try await team.anonymous.get("/programs/chan/preview-320.jpg").status == .unauthorized)
+
+            // Layers: the layers as they are, then each change as it is applied (not the other program's).
+            let layers = WebSocketProbe(port: port, path: "/api/stream/ws?target=layers&program=chan&token=\(token)")
+            #expect(try await layers.nextJSON()["type"] as? String == "welcome")
+            let snapshot = try await layers.nextJSON()
+            let snapshotPayload = try #require(snapshot["payload"] as? [String: Any])
+            #expect(snapshot["type"] as? String == "layers" && snapshotPayload["program"] as? String == "chan")
+            #expect((snapshotPayload["layers"] as? [[String: Any]])?.map { $0["id"] as? Int } == [textID])
+            #expect(try await editor.post("/api/v1/programs/other/layers", #"{"kind":"text","text":"elsewhere"}"#).status == .created)
+            #expect(try await editor.patch("/api/v1/programs/chan/layers/\(textID)", #"{"visible":false,"x":30}"#).status == .ok)
+            let update = try await layers.nextJSON()
+            let payload = try #require(update["payload"] as? [String: Any])
+            #expect(update["type"] as? String == "layerUpdate" && payload["program"] as? String == "chan" && payload["op"] as? String == "layer_updated", "\(update)")
+            let layer = try #require(payload["layer"] as? [String: Any])
+            #expect(layer["visible"] as? Bool == false && layer["x"] as? Int == 30 && payload["order"] as? [Int] == [textID])
+            await layers.close()
+            #expect(try await editor.post("/api/v1/programs/chan/stop").status == .ok)
+        }
+    }
 }

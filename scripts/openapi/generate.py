@@ -242,7 +242,7 @@ see every community's captions, viewers none, an overlay key its own community's
 | transcription / wake_word from POST /api/v1/events | closed 4401 | yes | yes | yes | no |
 | caption / transcription of community B | closed 4401 | no | yes | only transcription | no |
 | wall_changed of wall W, wall_presence | closed 4401 | yes | yes | no | no |
-| program_changed, program_state (programs of the Stream Manager) | closed 4401 | yes | yes | no | no |
+| program_changed, program_state, and the programs' state, preview and layers channels (/api/stream/ws?program=) | closed 4401 | yes | yes | no | no |
 | internal.* | never | never | never | never | never |
 
 Wall links: an invite reads like a viewer; a display link of wall W receives wall_changed and wall_presence of W

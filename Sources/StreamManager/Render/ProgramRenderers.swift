@@ -103,6 +103,15 @@ public final class ProgramRenderers: Service, Sendable {
         renderers.withLock { $0[name] }?.state
     }
 
+    /// The programs rendering now, with their preview files by width (narrowest first).
+    func livePreviews() -> [(name: String, files: [(width: Int, height: Int, path: String)])] {
+        renderers.withLock { $0 }.compactMap { name, renderer in
+            guard let program = renderer.program, renderer.state.isLive else { return nil }
+            let files = RenderPlan.previewSizes(program).map { ($0.width, $0.height, RenderPlan.previewFile(in: "\(directory)/\(name)", width: $0.width)) }
+            return (name, files)
+        }
+    }
+
     public func run() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption"])
@@ -135,6 +144,7 @@ public final class ProgramRenderers: Service, Sendable {
                 var last: [String: RenderState] = [:]
                 while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
                     for (name, renderer) in self.renderers.withLock({ $0 }) {
+                        if renderer.state.isLive { renderer.measureBitrate(in: "\(self.directory)/\(name)") }
                         let state = renderer.state
                         guard state.isLive || last[name] != state else { continue }
                         last[name] = state
@@ -274,6 +284,28 @@ public final class ProgramRenderers: Service, Sendable {
             return stream
         }
 
+        /// The output bitrate from the newest HLS segments: their bytes over their duration (ffmpeg's own
+        /// figure is "N/A" for the HLS and tee muxers, which write no single file).
+        func measureBitrate(in directory: String) {
+            guard let playlist = try? String(contentsOfFile: "\(directory)/live.m3u8", encoding: .utf8) else { return }
+            var seconds = 0.0, bytes = 0, duration: Double?
+            for line in playlist.split(separator: "\n") {
+                if line.hasPrefix("#EXTINF:") {
+                    duration = Double(line.dropFirst(8).prefix { $0 != "," })
+                } else if !line.hasPrefix("#"), let length = duration,
+                          let size = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(line)"))?[.size] as? Int {
+                    seconds += length
+                    bytes += size
+                    duration = nil
+                }
+            }
+            guard seconds > 0 else { return }
+            update { $0.bitrate = Double(bytes) * 8 / 1000 / seconds }
+        }
+
+        /// The program as this renderer follows it (`nil` while it should not run).
+        var program: Program? { shared.withLock { $0.desired } }
+
         var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
         var state: RenderState { shared.withLock { $0.state } }
 
@@ -383,7 +415,6 @@ public final class ProgramRenderers: Service, Sendable {
                                         state.fps = report.fps
                                         state.droppedFrames = report.dropped
                                         state.speed = report.speed
-                                        state.bitrate = report.bitrate
                                         if let time = report.renderTime { state.averageRenderTime = time }
                                         state.error = nil
                                     }

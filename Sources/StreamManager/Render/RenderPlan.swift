@@ -48,6 +48,22 @@ struct RenderPlan: Equatable {
         var segmentSeconds = 1
     }
 
+    /// Preview frames a second (the most a preview client can ask for).
+    static let previewRate = 5
+    /// Preview widths clients choose from (capped by the program's own width).
+    static let previewWidths = [320, 640]
+
+    /// The preview sizes of a program: each width up to the program's, with the height kept in proportion (even).
+    static func previewSizes(_ program: Program) -> [(width: Int, height: Int)] {
+        var widths = previewWidths.filter { $0 < program.width }
+        if widths.count < previewWidths.count { widths.append(program.width) }
+        return widths.map { width in (width, max(2, (program.height * width / program.width) / 2 * 2)) }
+    }
+
+    static func previewFile(in directory: String, width: Int) -> String {
+        "\(directory)/preview-\(width).jpg"
+    }
+
     static func textFile(for layer: Layer, in directory: String) -> String {
         "\(directory)/layer-\(layer.id).txt"
     }
@@ -158,7 +174,14 @@ struct RenderPlan: Equatable {
         let showPaused = paused && !layers.contains { $0.kind == .slate && $0.visible }
         graph.chain("drawtext@paused=" + drawText(file: pausedFile, size: max(24, program.height / 12), color: "#ffffff", opacity: 1, font: env.fontFile)
                     + ":x=(w-text_w)/2:y=(h-text_h)/2:" + graph.enable("drawtext@paused", showPaused))
-        graph.filters.append("[\(graph.current)]format=yuv420p[vout]")
+        // The output, and its preview: JPEGs at `previewRate` frames a second in two widths, rewritten in place
+        // (atomically) for the preview channel and the control page.
+        let previews = previewSizes(program)
+        graph.filters.append("[\(graph.current)]format=yuv420p,split=2[vout][pv]")
+        graph.filters.append("[pv]fps=\(previewRate),split=\(previews.count)" + previews.indices.map { "[pv\($0)]" }.joined())
+        for (index, size) in previews.enumerated() {
+            graph.filters.append("[pv\(index)]scale=\(size.width):\(size.height)[preview\(index)]")
+        }
         let filterGraph = graph.filters.joined(separator: ";")
         arguments += ["-filter_complex", filterGraph]
         arguments += ["-map", "[vout]", "-map", audioInput.map { "\($0):a?" } ?? "1:a"]
@@ -184,6 +207,10 @@ struct RenderPlan: Equatable {
                 slaves.append("[f=flv:onfail=ignore:use_fifo=1:fifo_options=" + teeOption(fifo) + "]" + teeEscape(output.url))
             }
             arguments.append(slaves.joined(separator: "|"))
+        }
+        for (index, size) in previews.enumerated() {
+            arguments += ["-map", "[preview\(index)]", "-an", "-c:v", "mjpeg", "-q:v", "6", "-f", "image2", "-update", "1", "-atomic_writing", "1",
+                          previewFile(in: env.directory, width: size.width)]
         }
         let controls = graph.controls
         let rendered = arguments.map { argument in fill(argument) { key in controls[key]?.value ?? "" } }

@@ -21,7 +21,7 @@ public struct RenderState: Sendable, Equatable {
     public var restarts = 0
     /// Changes applied to the running ffmpeg without a restart (visibility, position, pause).
     public var liveChanges = 0
-    /// Output bitrate in kbit/s, as ffmpeg reports it.
+    /// Output bitrate in kbit/s, measured on the newest HLS segments.
     public var bitrate: Double = 0
     /// Per RTMP output: failed connects or writes since the program started (each is followed by a
     /// reconnect a second later), and the last error with the key masked.
@@ -67,8 +67,6 @@ struct ProgressParser {
         var fps: Double
         var dropped: Int
         var speed: Double
-        /// kbit/s.
-        var bitrate: Double
         /// Milliseconds of wall time per frame since the previous report.
         var renderTime: Double?
         var ended: Bool
@@ -87,7 +85,6 @@ struct ProgressParser {
         let frame = Int(block["frame"] ?? "") ?? 0
         let dropped = (Int(block["drop_frames"] ?? "") ?? 0) + (Int(block["dup_frames"] ?? "") ?? 0)
         let speed = Double((block["speed"] ?? "").replacingOccurrences(of: "x", with: "")) ?? 0
-        let bitrate = Double((block["bitrate"] ?? "").replacingOccurrences(of: "kbits/s", with: "")) ?? 0
         var renderTime: Double?
         var measured = Double(block["fps"] ?? "") ?? 0
         if let first = samples.first, frame > first.frame, now > first.time {
@@ -97,6 +94,6 @@ struct ProgressParser {
         if frame < (samples.last?.frame ?? 0) { samples.removeAll() }
         samples.append((now, frame))
         while samples.count > 2, let first = samples.first, now - first.time > Self.window { samples.removeFirst() }
-        return Report(frame: frame, fps: measured, dropped: dropped, speed: speed, bitrate: bitrate, renderTime: renderTime, ended: value == "end")
+        return Report(frame: frame, fps: measured, dropped: dropped, speed: speed, renderTime: renderTime, ended: value == "end")
     }
 }

@@ -20,11 +20,15 @@ struct ProgramOutputController {
         group.get(":name/:file") { _, context in
             try context.require(.viewer)
             let name = try ProgramsController.name(context)
-            guard let file = context.parameters.get("file"), file.hasPrefix("seg-"), file.hasSuffix(".ts"),
-                  file.dropFirst(4).dropLast(3).allSatisfy(\.isNumber), file.count <= 30 else {
-                throw HubError.notFound("no such file")
+            guard let file = context.parameters.get("file"), file.count <= 30 else { throw HubError.notFound("no such file") }
+            if file.hasPrefix("seg-"), file.hasSuffix(".ts"), file.dropFirst(4).dropLast(3).allSatisfy(\.isNumber) {
+                return try await serve("\(renderers.directory)/\(name)/\(file)", type: "video/mp2t", cache: "max-age=60", context: context)
             }
-            return try await serve("\(renderers.directory)/\(name)/\(file)", type: "video/mp2t", cache: "max-age=60", context: context)
+            // The newest preview frame (`preview-320.jpg`, `preview-640.jpg`): what the control page shows first.
+            if file.hasPrefix("preview-"), file.hasSuffix(".jpg"), file.dropFirst(8).dropLast(4).allSatisfy(\.isNumber) {
+                return try await serve("\(renderers.directory)/\(name)/\(file)", type: "image/jpeg", cache: "no-store", context: context)
+            }
+            throw HubError.notFound("no such file")
         }
     }
 

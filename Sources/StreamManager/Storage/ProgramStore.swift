@@ -243,10 +243,15 @@ public struct ProgramStore: Sendable {
         HubError.notFound("program '\(name.prefix(60))' has no layer \(id)")
     }
 
-    /// Announces a change to signed-in viewers: `{"program": name, "op", "layer_id"?, "version", "by"}`.
+    /// Announces a change to signed-in viewers: `{"program": name, "op", "layer_id", "layer", "order", "version",
+    /// "state", "by"}` — `layer` is the changed layer as the API shows it (`null` once deleted), `order` the
+    /// layer ids bottom first (so a page can follow a reorder without asking).
     func announce(_ program: Program, op: String, layer: Int64? = nil, by actor: String) {
+        let changed = layer.flatMap { id in program.layers.first { $0.id == id } }
         bus.publish(type: Self.changedEvent, payload: ByteBuffer(string: JSONText.object([
             ("program", .string(program.name)), ("op", .string(op)), ("layer_id", layer.map { .int(Int($0)) } ?? .null),
+            ("layer", changed.map { .raw($0.json) } ?? .null),
+            ("order", .raw("[" + program.orderedLayers.map { String($0.id) }.joined(separator: ",") + "]")),
             ("version", .int(Int(program.version))), ("state", .string(program.state.rawValue)), ("by", .string(actor)),
         ])), visibility: .viewers)
     }
