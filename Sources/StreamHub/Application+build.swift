@@ -132,7 +132,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
     wall.addRoutes(to: router, api: api)
     let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder,
-                                            logger: logger, metrics: factory)
+                                            wall: wall, logger: logger, metrics: factory)
     streamManager.addRoutes(to: router, api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in

@@ -9,6 +9,7 @@ import Realtime
 import Recorder
 import Registry
 import ServiceLifecycle
+import Wall
 
 /// The Stream Manager: programs — layered scenes of recordings and streams, text, captions and slates —
 /// rendered on the server by ffmpeg to a local HLS output (`/programs/{name}/live.m3u8`), with their REST
@@ -22,9 +23,10 @@ public struct StreamManagerModule: Sendable {
     let bus: EventBus
     let hub: WebSocketHub
     let guardrail: SourceURLGuard
+    let wall: WallModule
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
-                recorder: RecorderModule, logger: Logger, metrics: any MetricsFactory) {
+                recorder: RecorderModule, wall: WallModule, logger: Logger, metrics: any MetricsFactory) {
         self.bus = bus
         self.hub = realtime.hub
         self.guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
@@ -33,6 +35,7 @@ public struct StreamManagerModule: Sendable {
         self.registry = registry.service
         self.registryModule = registry
         self.recorder = recorder
+        self.wall = wall
         // ffmpeg reads recordings from this server itself, over loopback.
         let host = configuration.host == "0.0.0.0" || configuration.host.hasPrefix("/") ? "127.0.0.1" : configuration.host
         let selfURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(configuration.port)"
@@ -49,6 +52,10 @@ public struct StreamManagerModule: Sendable {
         let renderers = renderers
         recorder.addStateSource { renderers.statePayloads() }
         ProgramChannels(store: store, renderers: renderers).register(on: recorder)
+        let store = store
+        wall.enableProgramPages { name in
+            do { _ = try await store.get(name); return true } catch let error as HubError where error.status == .notFound { return false }
+        }
         let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail)
         programs.addRoutes(to: api)
         programs.addOutputRoutes(to: api)

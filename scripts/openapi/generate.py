@@ -376,6 +376,8 @@ paths = {
                     params=[PAGE_TOKEN], security=False)},
     "/admin": {"get": op("The admin page (HTML; viewer or better, else a redirect to sign in)", HTML_PAGE, "pages", params=[PAGE_TOKEN], security=False)},
     "/wall/{name}": {"get": op("A wall's display (HTML; viewer, invite or display link of this wall)", HTML_PAGE, "pages", params=[WALL_NAME, PAGE_TOKEN], security=False)},
+    "/programs/{name}/control": {"get": op("A program's control page (HTML; a signed-in viewer watches, an editor changes): preview, layers, state",
+                                           HTML_PAGE, "pages", params=[PROGRAM_NAME, PAGE_TOKEN], security=False)},
     "/wall/{name}/control": {"get": op("A wall's control page (HTML; viewer or invite of this wall; changes need an editor or operator invite)", HTML_PAGE, "pages",
                                        params=[WALL_NAME, PAGE_TOKEN], security=False)},
     "/assets/{file}": {"get": op("A file of the pages (CSS, JavaScript module, icon)", {"200": {"description": "The file", "content": {

@@ -123,10 +123,11 @@ def tile(driver, cell):
 
 
 def wait_for(driver, condition, timeout, what):
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
     try:
-        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), what)
+        # A live page redraws as events arrive: an element read between two redraws is looked up again.
+        WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d), what)
     except TimeoutException:
         detail = {"url": driver.current_url, "tiles": tiles(driver) if "/wall/" in driver.current_url else None,
                   "console": [entry["message"][:300] for entry in driver.get_log("browser")][-10:]}
@@ -149,6 +150,32 @@ def row_text(driver, stream_id):
     """A stream row's text, read in one step (live updates replace rows; a found element can go stale)."""
     return driver.execute_script(
         "return (document.querySelector(`tr[data-stream-id=\"${arguments[0]}\"]`) || {}).innerText || ''", str(stream_id))
+
+
+def preview_is_red(driver, x, y):
+    """Whether the control page's preview image is red at (x, y) in program pixels."""
+    rgb = driver.execute_script("""
+        const image = document.getElementById('preview');
+        if (!image || !image.naturalWidth) return null;
+        const canvas = document.createElement('canvas');
+        canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(image, 0, 0);
+        return [...context.getImageData(arguments[0], arguments[1], 1, 1).data];""", x, y)
+    return rgb is not None and rgb[0] > 150 and rgb[1] < 90 and rgb[2] < 90
+
+
+def click(driver, css):
+    """Clicks the element `css` names, looking it up again if a live redraw replaced it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    for _ in range(20):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"{css} kept being redrawn")
 
 
 def severe_logs(driver):
@@ -469,3 +496,86 @@ def test_a_display_keeps_playing_through_a_server_restart_and_reconnects(hub, so
         hub.editor = hub.login("editor@example.org")
         hub.ok("PUT", "/api/v1/walls/tv/cells/4", {"stream_id": stream["id"]})
         wait_for(driver, lambda d: tile(d, 4) is not None, 5, "a change after the restart")
+
+
+def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    hub.ok("POST", "/api/v1/programs", {"name": "desk", "width": 640, "height": 360, "fps": 15, "preset": "ultrafast", "video_bitrate": 600})
+    lower = hub.ok("POST", "/api/v1/programs/desk/layers", {"kind": "text", "text": "Storm over Omaha", "x": 40, "y": 280, "width": 400,
+                                                             "height": 50, "style": {"background": "#cc0000"}})
+    badge = hub.ok("POST", "/api/v1/programs/desk/layers", {"kind": "text", "text": HOSTILE, "x": 500, "y": 20, "width": 120, "height": 60,
+                                                             "visible": False})
+    hub.ok("POST", "/api/v1/programs/desk/start")
+    hub.ok("POST", "/api/v1/users", {"email": "watcher@example.org", "password": PASSWORD, "role": "viewer"}, token=hub.admin)
+    watcher_token = hub.login("watcher@example.org")
+    layer = lambda lid: next(l for l in hub.ok("GET", "/api/v1/programs/desk")["layers"] if l["id"] == lid)  # noqa: E731
+
+    with browser(1400, 900) as page, browser(1400, 900) as watcher:
+        open_page(page, hub, "/programs/desk/control", hub.editor)
+        open_page(watcher, hub, "/programs/desk/control", watcher_token)
+        for driver in (page, watcher):
+            wait_for(driver, lambda d: d.execute_script("return document.body.dataset.live") == "true", 20, "the control page to go live")
+            wait_for(driver, lambda d: int(d.execute_script("return document.body.dataset.previewFrames || 0")) >= 3, 30, "preview frames")
+        assert page.execute_script("return document.getElementById('preview').naturalWidth") == 640
+        wait_for(page, lambda d: "/ 15" in d.find_element(By.CSS_SELECTOR, '[data-stat="fps"]').text, 20, "the measured fps")
+        # User text is shown as text, never run.
+        assert HOSTILE in page.find_element(By.ID, "layer-list").text
+        assert page.execute_script("return window.__xss") is None
+
+        # Toggling a layer shows it in the program, and the other page follows through the layers channel.
+        click(page, f'.layer-item[data-layer-id="{badge["id"]}"] input.visible')
+        wait_until(lambda: layer(badge["id"])["visible"], 10, "the badge visible in the program")
+        wait_for(watcher, lambda d: d.execute_script(
+            f"return document.querySelector('.layer-item[data-layer-id=\"{badge['id']}\"] input.visible').checked"), 5, "the watcher's list")
+
+        # Dragging the lower third on the preview moves it in the program (a live change, no restart).
+        click(page, f'.layer-item[data-layer-id="{lower["id"]}"] .layer-text')
+        wait_for(page, lambda d: d.find_element(By.CSS_SELECTOR, f'.layer-box[data-layer-id="{lower["id"]}"]').get_attribute("data-selected") == "true", 5,
+                 "the lower third picked")
+        box = page.find_element(By.CSS_SELECTOR, f'.layer-box[data-layer-id="{lower["id"]}"]')
+        stage_width = page.execute_script("return document.getElementById('stage').clientWidth")
+        ActionChains(page).click_and_hold(box).move_by_offset(40, 0).move_by_offset(40, -20).release().perform()
+        expected_x = 40 + round(80 * 640 / stage_width)
+        wait_until(lambda: abs(layer(lower["id"])["x"] - expected_x) <= 3, 10, f"the lower third moved to x≈{expected_x}")
+        assert layer(lower["id"])["y"] < 280
+        wait_for(watcher, lambda d: abs(float(d.execute_script(
+            f"return parseFloat(document.querySelector('.layer-box[data-layer-id=\"{lower['id']}\"]').style.left)")) - expected_x / 6.4) < 1, 5,
+            "the watcher's preview outline moved")
+        assert hub.ok("GET", "/api/v1/programs/desk")["stream"]["restarts"] == 0
+        # The preview shows it: the red band is drawn where the lower third went.
+        moved = layer(lower["id"])
+        wait_for(page, lambda d: preview_is_red(d, moved["x"] + moved["width"] - 20, moved["y"] + 5), 5, "the moved lower third in the preview")
+        screenshot(page, "program-control")
+
+        # Pause and resume from the page; the state follows.
+        click(page, "#do-pause")
+        wait_until(lambda: hub.ok("GET", "/api/v1/programs/desk")["state"] == "paused", 10, "paused")
+        wait_for(page, lambda d: d.find_element(By.ID, "do-resume").is_displayed() and not d.find_element(By.ID, "do-pause").is_displayed(), 5,
+                 "the resume button")
+        wait_for(watcher, lambda d: d.find_element(By.CSS_SELECTOR, '[data-stat="state"]').text.endswith("paused"), 10, "paused on the other page")
+        wait_for(page, lambda d: not preview_is_red(d, moved["x"] + moved["width"] - 20, moved["y"] + 5), 5, "the paused preview without layers")
+        click(page, "#do-resume")
+        wait_until(lambda: hub.ok("GET", "/api/v1/programs/desk")["state"] == "running", 10, "running again")
+
+        # A viewer watches but cannot change: no buttons, no toggles, and the server refuses a crafted call.
+        assert watcher.execute_script("return document.body.dataset.canEdit") == "false"
+        assert watcher.find_elements(By.ID, "do-stop") == []
+        assert watcher.execute_script("return [...document.querySelectorAll('input.visible')].every(i => i.disabled)")
+        answer = watcher.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            fetch('/api/v1/programs/desk/stop', {method: 'POST', credentials: 'same-origin', headers: {'X-StreamHub-Page': '1'}})
+              .then(r => done(r.status));""")
+        assert answer == 403
+        assert [e for e in severe_logs(page) if "favicon" not in e["message"]] == []
+
+    # A wall link opens no program page; an unknown program is a clear 404.
+    hub.ok("POST", "/api/v1/walls", {"name": "lobby", "columns": 1, "rows": 1})
+    display = hub.ok("POST", "/api/v1/walls/lobby/displays")
+    with browser(1280, 800) as driver:
+        open_page(driver, hub, "/wall/lobby", display["token"])
+        driver.get(hub.server.url("/programs/desk/control"))
+        assert "opens the wall lobby only" in driver.find_element(By.TAG_NAME, "body").text
+        open_page(driver, hub, "/programs/nope/control", hub.editor)
+        assert "There is no program named nope" in driver.find_element(By.TAG_NAME, "body").text
+    hub.ok("POST", "/api/v1/programs/desk/stop")

@@ -19,6 +19,7 @@ struct PagesController {
     let links: WallLinks
     let store: WallStore
     let registry: RegistryModule
+    let programPages: ProgramPages
 
     /// What the pages may load: their own scripts and styles only, media from this server and from the
     /// HLS links of the registry, sandboxed frames for page tiles, and WebSockets back to this server.
@@ -33,7 +34,7 @@ struct PagesController {
     }
 
     enum Page: String {
-        case home = "index.html", admin = "admin.html", display = "display.html", control = "control.html"
+        case home = "index.html", admin = "admin.html", display = "display.html", control = "control.html", program = "program.html"
     }
 
     func addRoutes(to router: Router<HubRequestContext>) {
@@ -44,6 +45,9 @@ struct PagesController {
         }
         router.get("/wall/:name/control") { request, context in
             try await page(.control, wall: context.parameters.get("name") ?? "", request: request, context: context)
+        }
+        router.get("/programs/:name/control") { request, context in
+            try await page(.program, wall: nil, program: context.parameters.get("name") ?? "", request: request, context: context)
         }
         router.get("/assets/:file") { request, context in
             guard let name = context.parameters.get("file"), !name.hasSuffix(".html"), let asset = assets.files[name] else {
@@ -74,9 +78,13 @@ struct PagesController {
 
     // MARK: Pages
 
-    func page(_ page: Page, wall: String?, request: Request, context: HubRequestContext) async throws -> Response {
+    func page(_ page: Page, wall: String?, program: String? = nil, request: Request, context: HubRequestContext) async throws -> Response {
         if let wall, !Wall.isValidName(wall) {
             return message(.notFound, title: "No such wall", text: "There is no wall at this address.")
+        }
+        let programExists = programPages.exists.withLock { $0 }
+        if let program, !Wall.isValidName(program) || programExists == nil {
+            return message(.notFound, title: "No such program", text: "There is no program at this address.")
         }
         // A token in the address (a login, invite or display link) becomes the session, then leaves the address bar.
         if let token = request.uri.queryParameters["token"] {
@@ -106,6 +114,9 @@ struct PagesController {
             if let wall, (try? await store.get(wall)) == nil {
                 return message(.notFound, title: "No such wall", text: "There is no wall named \(wall).")
             }
+            if let program, let programExists, try await !programExists(program) {
+                return message(.notFound, title: "No such program", text: "There is no program named \(program).")
+            }
         }
         guard let asset = assets.files[page.rawValue] else { throw HubError.internalError() }
         var response = serve(asset, request: request)
@@ -118,7 +129,7 @@ struct PagesController {
     /// Why this caller may not open the page, or `nil` when it may. The API refuses the same callers.
     func refusal(of principal: Principal, for page: Page, wall: String?) -> String? {
         if let scope = principal.scope {
-            guard let wall, scope.wall == wall else { return "This link opens the wall \(scope.wall) only." }
+            guard page != .program, let wall, scope.wall == wall else { return "This link opens the wall \(scope.wall) only." }
             if page == .control && scope.access == WallLinks.Access.display.rawValue {
                 return "A display link shows the wall; it cannot open the control page."
             }

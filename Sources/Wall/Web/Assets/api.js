@@ -54,27 +54,30 @@ export async function signOut() {
 }
 
 /**
- * The live channel (`/events`, authenticated by the session cookie), reconnecting with exponential backoff
- * and full jitter. `onEvent(event)` gets every frame; `onState("open"|"connecting"|"closed", code)` the
- * connection's state. A 4401/4403 close is final (the session is gone or not allowed); `onRefused` is told.
+ * A live channel (`/events` unless `path` names another, authenticated by the session cookie), reconnecting
+ * with exponential backoff and full jitter. `onEvent(event)` gets every JSON frame, `onBinary(ArrayBuffer)`
+ * every binary one; `onState("open"|"connecting"|"closed", code)` the connection's state. A 4401/4403/4404
+ * close is final (the session is gone, not allowed, or the thing watched is gone); `onRefused` is told.
  */
-export function liveEvents({ types, onEvent, onState = () => {}, onOpen = () => {}, onRefused = () => {} }) {
+export function liveEvents({ types, path = "/events", onEvent, onBinary = () => {}, onState = () => {}, onOpen = () => {}, onRefused = () => {} }) {
   let attempt = 0;
   let socket = null;
   let stopped = false;
   function connect() {
     onState("connecting");
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/events" + (types ? "?types=" + encodeURIComponent(types.join(",")) : ""));
+    socket = new WebSocket(scheme + location.host + path + (types ? "?types=" + encodeURIComponent(types.join(",")) : ""));
+    socket.binaryType = "arraybuffer";
     socket.onopen = () => { attempt = 0; onState("open"); onOpen(); };
     socket.onmessage = (message) => {
+      if (message.data instanceof ArrayBuffer) { onBinary(message.data); return; }
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
       onEvent(event);
     };
     socket.onclose = (event) => {
       if (stopped) return;
-      if (event.code === 4401 || event.code === 4403) {
+      if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
         onState("closed", event.code);
         onRefused(event.code, event.reason);
         return;
