@@ -39,12 +39,26 @@ public struct StreamManagerModule: Sendable {
         // ffmpeg reads recordings from this server itself, over loopback.
         let host = configuration.host == "0.0.0.0" || configuration.host.hasPrefix("/") ? "127.0.0.1" : configuration.host
         let selfURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(configuration.port)"
+        let runningRecording: @Sendable (Int64) async -> String? = { stream in
+            guard let json = try? await recorder.runningRecordingsJSON(streamIDs: [stream]).first,
+                  let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }
+            return object["id"] as? String
+        }
+        let walls = wall.store
         self.renderers = ProgramRenderers(
             store: store, bus: bus, dataDirectory: configuration.dataDirectory, selfURL: selfURL, logger: logger, metrics: metrics,
-            runningRecording: { stream in
-                guard let json = try? await recorder.runningRecordingsJSON(streamIDs: [stream]).first,
-                      let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }
-                return object["id"] as? String
+            runningRecording: runningRecording,
+            wallPicture: { name in
+                // Each cell plays its recording, or its stream's running recording, through this server.
+                guard let wall = try? await walls.get(name), wall.cellCount <= Program.maxWallTiles else { return nil }
+                var sources: [String?] = []
+                for cell in 1...wall.cellCount {
+                    let content = wall.cells.first { $0.cell == cell }
+                    var recording = content?.recordingID
+                    if recording == nil, let stream = content?.streamID { recording = await runningRecording(stream) }
+                    sources.append(recording.map { "\(selfURL)/recordings/\($0)/live.m3u8" })
+                }
+                return WallPicture(columns: wall.columns, rows: wall.rows, sources: sources)
             })
     }
 
@@ -56,7 +70,7 @@ public struct StreamManagerModule: Sendable {
         wall.enableProgramPages { name in
             do { _ = try await store.get(name); return true } catch let error as HubError where error.status == .notFound { return false }
         }
-        let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail)
+        let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail, walls: wall.store)
         programs.addRoutes(to: api)
         programs.addOutputRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))

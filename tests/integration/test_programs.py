@@ -10,7 +10,7 @@ import pytest
 
 from conftest import free_port, http, wait_until
 from test_discovery import api_key, get_json, post_json
-from test_recorder import live_source  # noqa: F401 (fixture)
+from test_recorder import LiveSource, live_source  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg is not installed")
 
@@ -278,3 +278,69 @@ def test_a_program_pushes_to_rtmp_changes_live_without_reconnecting_and_keeps_ke
     assert get_json(server, "/api/v1/programs/air/outputs", key)["outputs"] == []
     assert post_json(server, "/api/v1/programs/air/stop", key)[0] == 200
     server.stop()
+
+
+def colour_at(frame, x, y, width=320):
+    i = (y * width + x) * 3
+    return frame[i], frame[i + 1], frame[i + 2]
+
+
+def test_a_wall_layer_follows_its_wall_live_and_shows_a_slate_for_a_dead_source(start_server, data_dir):
+    import tempfile
+    data = os.path.join(data_dir, "mosaic")
+    key = api_key(data, "admin")
+    server = start_server(data=data)
+    blue = LiveSource(tempfile.mkdtemp(dir=data_dir), "color=c=0x0000ff:s=320x240:r=25")
+    green = LiveSource(tempfile.mkdtemp(dir=data_dir), "color=c=0x00ff00:s=320x240:r=25")
+    try:
+        recordings = {}
+        for name, source in (("blue", blue), ("green", green)):
+            status, made = post_json(server, "/api/v1/recordings", key, {"url": source.url()})
+            assert status in (200, 201, 202), made
+            recordings[name] = made["id"]
+        for rid in recordings.values():
+            wait_until(lambda: get_json(server, f"/api/v1/recordings/{rid}", key)["segments"] >= 2, 30, "two recorded segments")
+        assert post_json(server, "/api/v1/walls", key, {"name": "mix", "columns": 2, "rows": 1})[0] == 201
+        assert http("PUT", server.url("/api/v1/walls/mix/cells/1"), json.dumps({"recording_id": recordings["blue"]}).encode(),
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})[0] == 200
+
+        assert post_json(server, "/api/v1/programs", key, {"name": "mosaic", "width": 320, "height": 180, "fps": 10, "preset": "ultrafast",
+                                                            "video_bitrate": 400})[0] == 201
+        # A wall that does not exist, or one too big to decode live, is refused.
+        assert post_json(server, "/api/v1/programs/mosaic/layers", key, {"kind": "wall", "wall": "nope"})[0] == 422
+        assert post_json(server, "/api/v1/walls", key, {"name": "huge", "columns": 5, "rows": 4})[0] == 201
+        status, error = post_json(server, "/api/v1/programs/mosaic/layers", key, {"kind": "wall", "wall": "huge"})
+        assert status == 422 and "at most 16 cells" in json.dumps(error), error
+        status, layer = post_json(server, "/api/v1/programs/mosaic/layers", key, {"kind": "wall", "wall": "mix", "x": 0, "y": 0,
+                                                                                  "width": 320, "height": 180})
+        assert status == 201, layer
+        assert post_json(server, "/api/v1/programs/mosaic/start", key)[0] == 200
+        wait_until(lambda: state(server, key, "mosaic")["isLive"], 40, "the program to go live")
+
+        def tiles():
+            f = frames(server, key, "mosaic", count=1)
+            # Inside the pictures (4:3 sources are letterboxed in 160x180 tiles), above the slate's "No signal".
+            return None if f is None else (colour_at(f[0], 80, 60), colour_at(f[0], 240, 60))
+
+        blue_ = lambda c: c[2] > 150 and c[0] < 80 and c[1] < 80  # noqa: E731
+        green_ = lambda c: c[1] > 150 and c[0] < 80 and c[2] < 80  # noqa: E731
+        slate_ = lambda c: max(c) < 90  # noqa: E731 (the dark "No signal" tile)
+        wait_until(lambda: (t := tiles()) is not None and blue_(t[0]) and slate_(t[1]), 30, "cell 1 blue, empty cell 2 a slate")
+
+        # A tile swap on the wall shows in the program without restarting it.
+        assert http("PUT", server.url("/api/v1/walls/mix/cells/2"), json.dumps({"recording_id": recordings["green"]}).encode(),
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})[0] == 200
+        wait_until(lambda: (t := tiles()) is not None and blue_(t[0]) and green_(t[1]), 30, "cell 2 green")
+        assert state(server, key, "mosaic")["restarts"] == 0
+
+        # The blue source dies: its tile becomes the slate and the program stays live.
+        blue.stop()
+        wait_until(lambda: (t := tiles()) is not None and slate_(t[0]) and green_(t[1]), 40, "the dead source's slate")
+        live = state(server, key, "mosaic")
+        assert live["isLive"] and live["restarts"] == 0 and live["error"] is None
+        assert post_json(server, "/api/v1/programs/mosaic/stop", key)[0] == 200
+    finally:
+        for source in (blue, green):
+            source.stop()
+            source.origin.stop()
+        server.stop()

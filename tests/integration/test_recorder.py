@@ -71,9 +71,9 @@ class Origin:
         self.server.shutdown()
 
 
-def start_ffmpeg(directory: str) -> subprocess.Popen:
+def start_ffmpeg(directory: str, video: str = "testsrc=size=320x240:rate=25") -> subprocess.Popen:
     return subprocess.Popen([
-        "ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine",
+        "ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", "sine",
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-f", "hls", "-hls_time", "1", "-hls_list_size", "8",
         "-hls_flags", "delete_segments", os.path.join(directory, "live.m3u8")], stdin=subprocess.PIPE)
 
@@ -81,8 +81,9 @@ def start_ffmpeg(directory: str) -> subprocess.Popen:
 class LiveSource:
     """ffmpeg writing live HLS (1-second segments) into a directory that an Origin serves."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, video: str = "testsrc=size=320x240:rate=25"):
         self.media = directory
+        self.video = video
         self.origin = Origin(directory)
         self.ffmpeg = None
         self.start()
@@ -91,7 +92,7 @@ class LiveSource:
         """Starts a fresh stream (media sequence from 0) and waits for its playlist."""
         for name in os.listdir(self.media):
             os.remove(os.path.join(self.media, name))
-        self.ffmpeg = start_ffmpeg(self.media)
+        self.ffmpeg = start_ffmpeg(self.media, self.video)
         wait_until(lambda: os.path.exists(os.path.join(self.media, "live.m3u8")), 20, "ffmpeg to write the playlist")
 
     def stop(self):

@@ -64,6 +64,8 @@ public struct Program: Sendable, Equatable {
     public static let bitrates = 100...50_000
     /// Most layers in one program.
     public static let maxLayers = 32
+    /// Most cells of a wall a wall layer shows (each tile is one decoder running in real time).
+    public static let maxWallTiles = 16
     /// Most RTMP outputs of one program (each is one more upload of the encoded stream).
     public static let maxOutputs = 8
 

@@ -27,6 +27,7 @@ public final class ProgramRenderers: Service, Sendable {
     let ffmpegPath: String?
     let fontFile: String?
     let runningRecording: @Sendable (Int64) async -> String?
+    let wallPicture: @Sendable (String) async -> WallPicture?
     let metrics: any MetricsFactory
     private let renderers = Mutex<[String: Renderer]>([:])
     /// The version of each program last handed to its renderer (or seen stopped).
@@ -40,7 +41,9 @@ public final class ProgramRenderers: Service, Sendable {
     private let startContinuation: AsyncStream<Renderer>.Continuation
 
     init(store: ProgramStore, bus: EventBus, dataDirectory: String, selfURL: String, ffmpeg: String = "ffmpeg", logger: Logger,
-         metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?) {
+         metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?,
+         wallPicture: @escaping @Sendable (String) async -> WallPicture? = { _ in nil }) {
+        self.wallPicture = wallPicture
         self.metrics = metrics
         self.store = store
         self.bus = bus
@@ -53,6 +56,9 @@ public final class ProgramRenderers: Service, Sendable {
         self.runningRecording = runningRecording
         (starts, startContinuation) = AsyncStream.makeStream(of: Renderer.self)
     }
+
+    /// The wall module's change event (a wall layer follows its wall).
+    static let wallChangedEvent = "wall_changed"
 
     /// The bus event (and `/events` type) of a program's render state; `target=state` clients get it as a
     /// `stateUpdate`.
@@ -114,7 +120,7 @@ public final class ProgramRenderers: Service, Sendable {
 
     public func run() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption"])
+        let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption", Self.wallChangedEvent])
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -124,6 +130,16 @@ public final class ProgramRenderers: Service, Sendable {
                 }
                 for await envelope in events.cancelOnGracefulShutdown() {
                     guard let object = try? JSONSerialization.jsonObject(with: Data(envelope.payload.readableBytesView)) as? [String: Any] else { continue }
+                    if envelope.type == Self.wallChangedEvent {
+                        // A wall a program shows changed: its tiles follow (a new source is a live change).
+                        guard let wall = object["wall"] as? String else { continue }
+                        for (name, renderer) in self.renderers.withLock({ $0 }) {
+                            if let program = renderer.program, program.layers.contains(where: { $0.kind == .wall && $0.wall == wall }) {
+                                await self.follow(name, program, keepVersion: true)
+                            }
+                        }
+                        continue
+                    }
                     if envelope.type == "caption" {
                         if let community = envelope.visibility.community, let text = object["text"] as? String {
                             await self.caption(text, final: object["is_final"] as? Bool ?? true, community: community)
@@ -197,9 +213,13 @@ public final class ProgramRenderers: Service, Sendable {
     }
 
     /// Hands a program's latest version (or its deletion, `nil`) to its renderer, creating one as needed.
-    func follow(_ name: String, _ program: Program?) async {
-        known.withLock { $0[name] = program?.version }
+    func follow(_ name: String, _ program: Program?, keepVersion: Bool = false) async {
+        if !keepVersion { known.withLock { $0[name] = program?.version } }
         let recordings = await sourceRecordings(program)
+        var walls: [Int64: WallPicture] = [:]
+        for layer in program?.layers ?? [] where layer.kind == .wall {
+            if let wall = layer.wall, let picture = await wallPicture(wall) { walls[layer.id] = picture }
+        }
         let renderer = renderers.withLock { renderers -> Renderer? in
             if let existing = renderers[name] { return existing }
             guard let program, program.state != .stopped else { return nil }
@@ -209,7 +229,7 @@ public final class ProgramRenderers: Service, Sendable {
         }
         guard let renderer else { return }
         if renderer.isNew { startContinuation.yield(renderer) }
-        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, deleted: program == nil)
+        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, walls: walls, deleted: program == nil)
     }
 
     /// The recording each stream source layer plays: the stream's running recording.
@@ -256,6 +276,8 @@ public final class ProgramRenderers: Service, Sendable {
             var started = false
             var desired: Program?
             var recordings: [Int64: String] = [:]
+            /// What each wall layer's wall shows now.
+            var walls: [Int64: WallPicture] = [:]
             var state: RenderState
             var stopping = false
             /// The program was deleted: its output goes once its ffmpeg has stopped.
@@ -309,10 +331,11 @@ public final class ProgramRenderers: Service, Sendable {
         var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
         var state: RenderState { shared.withLock { $0.state } }
 
-        func want(_ program: Program?, recordings: [Int64: String], deleted: Bool = false) {
+        func want(_ program: Program?, recordings: [Int64: String], walls: [Int64: WallPicture] = [:], deleted: Bool = false) {
             shared.withLock { state in
                 state.desired = program
                 state.recordings = recordings
+                state.walls = walls
                 state.deleted = deleted
                 if let program { state.state.targetFPS = program.fps; state.state.isPaused = program.state == .paused }
             }
@@ -334,11 +357,12 @@ public final class ProgramRenderers: Service, Sendable {
 
         /// The plan for what is wanted now, or `nil` when the program should not run.
         private func currentPlan(controlPort: Int) -> RenderPlan? {
-            let (program, recordings) = shared.withLock { ($0.desired, $0.recordings) }
+            let (program, recordings, walls) = shared.withLock { ($0.desired, $0.recordings, $0.walls) }
             guard let program else { return nil }
-            let environment = RenderPlan.Environment(
+            var environment = RenderPlan.Environment(
                 directory: "\(owner.directory)/\(name)", selfURL: owner.selfURL, fontFile: owner.fontFile, recordingForLayer: recordings,
                 captions: owner.captionLines(), controlPort: controlPort)
+            environment.wallGrids = walls.mapValues { ($0.columns, $0.rows) }
             return RenderPlan.make(program, paused: program.state == .paused, environment: environment)
         }
 
@@ -346,6 +370,58 @@ public final class ProgramRenderers: Service, Sendable {
         /// should not (a stopped program keeps its idle renderer, so a start right after a stop is never lost).
         func run() async {
             defer { owner.renderEnded(name, self) }
+            await withDiscardingTaskGroup { group in
+                await render(feeding: &group)
+                for feed in feeds.withLock({ Array($0.values) }) { feed.stop() }
+            }
+        }
+
+        /// The wall tiles' feeds, by pipe path; they outlive an ffmpeg run (a restart reopens the same pipes).
+        private let feeds = Mutex<[String: TileFeed]>([:])
+        private let slates = Mutex<[String: [UInt8]]>([:])
+
+        /// Starts the feeds `plan` needs (in `group`) and stops those it no longer does.
+        private func syncFeeds(_ plan: RenderPlan, _ group: inout DiscardingTaskGroup) async {
+            guard let ffmpeg = owner.ffmpegPath else { return }
+            let wanted = Dictionary(uniqueKeysWithValues: plan.tiles.map { ($0.fifo, $0) })
+            let stale = feeds.withLock { feeds -> [TileFeed] in
+                let gone = feeds.filter { path, feed in wanted[path].map { $0.width != feed.width || $0.height != feed.height } ?? true }
+                for path in gone.keys { feeds.removeValue(forKey: path) }
+                return Array(gone.values)
+            }
+            for feed in stale { feed.stop() }
+            for (path, tile) in wanted where feeds.withLock({ $0[path] }) == nil {
+                let key = "\(tile.width)x\(tile.height)"
+                var slate = slates.withLock { $0[key] }
+                if slate == nil {
+                    let made = await TileFeed.slateFrame(width: tile.width, height: tile.height, ffmpeg: ffmpeg, fontFile: owner.fontFile)
+                    slates.withLock { $0[key] = made }
+                    slate = made
+                }
+                let feed = TileFeed(fifo: path, width: tile.width, height: tile.height, fps: shared.withLock { $0.desired?.fps ?? 30 }, ffmpeg: ffmpeg,
+                                    slate: slate ?? [], logger: owner.logger)
+                feeds.withLock { $0[path] = feed }
+                group.addTask { await feed.run() }
+            }
+            applyTiles(plan)
+        }
+
+        /// Points every tile's feed at what its wall cell shows now (no restart: the feeds switch sources).
+        func applyTiles(_ plan: RenderPlan) {
+            let walls = shared.withLock { $0.walls }
+            let feeds = self.feeds.withLock { $0 }
+            for tile in plan.tiles {
+                let sources = walls[tile.layer]?.sources ?? []
+                feeds[tile.fifo]?.show(tile.cell <= sources.count ? sources[tile.cell - 1] : nil)
+            }
+        }
+
+        /// Tiles' frames sent and how many were the "No signal" slate, by wall layer and cell.
+        var tileCounts: [String: (written: Int, slate: Int)] {
+            feeds.withLock { $0 }.reduce(into: [:]) { result, entry in result[(entry.key as NSString).lastPathComponent] = entry.value.counts }
+        }
+
+        private func render(feeding group: inout DiscardingTaskGroup) async {
             var backoff: Double = 1
             while !Task.isCancelled, !shared.withLock({ $0.stopping }) {
                 guard let port = try? FreePort.pick(), let plan = currentPlan(controlPort: port), let ffmpeg = owner.ffmpegPath else {
@@ -374,6 +450,7 @@ public final class ProgramRenderers: Service, Sendable {
                 update { state in
                     state.outputs = Dictionary(uniqueKeysWithValues: plan.outputs.map { ($0.id, state.outputs[$0.id] ?? .init()) })
                 }
+                await syncFeeds(plan, &group)
                 let started = Date().timeIntervalSince1970
                 let outcome = await runFFmpeg(ffmpeg, plan, controlPort: port)
                 update { $0.isLive = false }
@@ -455,6 +532,7 @@ public final class ProgramRenderers: Service, Sendable {
                                     return .replan
                                 }
                                 try? Self.write(next.textFiles)
+                                self.applyTiles(next)
                                 let changed = next.controls.filter { applied[$0.key] != $0.value }.sorted { $0.key < $1.key }
                                 guard !changed.isEmpty else { continue }
                                 do {
@@ -572,5 +650,19 @@ enum Orphans {
             if Foundation.kill(pid, SIGKILL) == 0 { killed += 1 }
         }
         return killed
+    }
+}
+
+/// What a wall shows, for a wall layer: its grid, and per cell (row by row) the HLS URL StreamHub serves for
+/// it (its recording's live playlist), or `nil` for an empty or unplayable cell.
+public struct WallPicture: Sendable, Equatable {
+    public var columns: Int
+    public var rows: Int
+    public var sources: [String?]
+
+    public init(columns: Int, rows: Int, sources: [String?]) {
+        self.columns = columns
+        self.rows = rows
+        self.sources = sources
     }
 }

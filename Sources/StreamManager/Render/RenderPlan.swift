@@ -23,6 +23,17 @@ struct RenderPlan: Equatable {
     var controls: [String: Control]
     /// The RTMP outputs pushed to (their URLs hold keys: ffmpeg's messages are masked with these).
     var outputs: [Output] = []
+    /// The wall layers' tiles: each a named pipe the program reads raw video from (see ``TileFeed``).
+    var tiles: [Tile] = []
+
+    struct Tile: Equatable {
+        var layer: Int64
+        /// The wall cell (1-based) the tile shows.
+        var cell: Int
+        var fifo: String
+        var width: Int
+        var height: Int
+    }
 
     struct Control: Equatable {
         var value: String
@@ -42,6 +53,8 @@ struct RenderPlan: Equatable {
         var recordingForLayer: [Int64: String]
         /// The last caption lines of each community shown by a captions layer.
         var captions: [Int64: [String]]
+        /// The grid of each wall layer's wall (columns, rows); absent → a dark box.
+        var wallGrids: [Int64: (columns: Int, rows: Int)] = [:]
         /// The loopback port ffmpeg's zmq filter listens on for controls.
         var controlPort: Int
         /// Seconds per HLS segment.
@@ -103,6 +116,7 @@ struct RenderPlan: Equatable {
     static func make(_ program: Program, paused: Bool, environment env: Environment) -> RenderPlan {
         var arguments = ["-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-nostdin", "-y"]
         var textFiles: [String: String] = [:]
+        var tiles: [Tile] = []
         let size = "\(program.width)x\(program.height)"
         // Input 0: the canvas, paced in real time (it sets the output's clock); input 1: silence.
         arguments += ["-re", "-f", "lavfi", "-i", "color=c=0x101010:s=\(size):r=\(program.fps)"]
@@ -164,7 +178,34 @@ struct RenderPlan: Equatable {
                 graph.filters.append(canvas + "[\(drawn)]")
                 let target = "overlay@l\(layer.id)"
                 graph.chain("\(target)=" + position(&graph, target, layer) + ":repeatlast=1:" + graph.enable(target, on), extraInput: drawn)
-            case .wall, .image:
+            case .wall:
+                guard let grid = env.wallGrids[layer.id], grid.columns * grid.rows >= 1 else {
+                    let target = "drawbox@l\(layer.id)"
+                    graph.chain("drawbox@l\(layer.id)=" + position(&graph, target, layer)
+                                + ":w=\(layer.width):h=\(layer.height):color=0x202020@\(fmt(layer.opacity)):t=fill:" + graph.enable(target, on))
+                    continue
+                }
+                // One raw input per tile, fed in real time by StreamHub (a tile swap changes the feed, not the graph).
+                let tileWidth = max(2, layer.width / grid.columns / 2 * 2), tileHeight = max(2, layer.height / grid.rows / 2 * 2)
+                var labels: [String] = []
+                var layout: [String] = []
+                for cell in 1...(grid.columns * grid.rows) {
+                    let fifo = "\(env.directory)/tile-\(layer.id)-\(cell).fifo"
+                    tiles.append(Tile(layer: layer.id, cell: cell, fifo: fifo, width: tileWidth, height: tileHeight))
+                    arguments += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", "\(tileWidth)x\(tileHeight)", "-framerate", "\(program.fps)",
+                                  "-thread_queue_size", "64", "-probesize", "32", "-analyzeduration", "0", "-i", fifo]
+                    let label = "tile\(layer.id)x\(cell)"
+                    graph.filters.append("[\(nextInput):v]setpts=PTS-STARTPTS[\(label)]")
+                    nextInput += 1
+                    labels.append("[\(label)]")
+                    layout.append("\((cell - 1) % grid.columns * tileWidth)_\((cell - 1) / grid.columns * tileHeight)")
+                }
+                let mosaic = "wall\(layer.id)"
+                let stack = labels.count == 1 ? labels[0] + "null" : labels.joined() + "xstack=inputs=\(labels.count):layout=" + layout.joined(separator: "|")
+                graph.filters.append(stack + ",format=yuva420p" + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(mosaic)]")
+                let target = "overlay@l\(layer.id)"
+                graph.chain("\(target)=" + position(&graph, target, layer) + ":repeatlast=1:" + graph.enable(target, on), extraInput: mosaic)
+            case .image:
                 continue
             }
         }
@@ -217,7 +258,7 @@ struct RenderPlan: Equatable {
         // The shape leaves out control values and the control port (a new ffmpeg gets a new one).
         let shape = arguments.map { argument in fill(argument) { _ in "" } }
             .map { $0.replacingOccurrences(of: "\\\\:\(env.controlPort)", with: "") }
-        return RenderPlan(arguments: rendered, shape: shape, textFiles: textFiles, controls: controls, outputs: program.outputs)
+        return RenderPlan(arguments: rendered, shape: shape, textFiles: textFiles, controls: controls, outputs: program.outputs, tiles: tiles)
     }
 
     /// A line ffmpeg wrote with every output URL and stream key masked, and the output it named, if any.

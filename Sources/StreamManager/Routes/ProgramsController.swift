@@ -4,6 +4,7 @@ import Hummingbird
 import Recorder
 import Registry
 import SQLKit
+import Wall
 
 /// `/api/v1/programs`: programs, their layers and their run state. Reading needs a signed-in viewer;
 /// everything else an editor.
@@ -14,6 +15,7 @@ struct ProgramsController {
     let renderers: ProgramRenderers
     /// RTMP targets pass the same guard as every URL StreamHub fetches (ffmpeg connects to them).
     let guardrail: SourceURLGuard
+    let walls: WallStore
 
     static let bodyLimit = 16 * 1024
 
@@ -350,7 +352,12 @@ struct ProgramsController {
                 throw HubError.validation("community_id \(community) does not exist")
             }
         case .wall:
-            throw HubError.validation("wall layers are not supported yet")
+            guard let name = layer.wall, Wall.isValidName(name), let wall = try? await walls.get(name) else {
+                throw HubError.validation("a wall layer needs wall: the name of an existing wall")
+            }
+            guard wall.cellCount <= Program.maxWallTiles else {
+                throw HubError.validation("a wall layer shows walls of at most \(Program.maxWallTiles) cells ('\(name)' has \(wall.cellCount)); each tile is one live decode")
+            }
         case .image:
             throw HubError.validation("image layers are not supported yet (they need image uploads)")
         }
