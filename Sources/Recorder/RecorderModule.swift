@@ -122,6 +122,21 @@ public struct RecorderModule: Sendable {
         }
     }
 
+    /// The id of a running recording of `url`, starting one (under every rule of `POST /api/v1/recordings`:
+    /// the source guard, the recording limit) when there is none — how other modules read a URL without
+    /// fetching it themselves.
+    public func record(url: String, by actor: String) async throws -> String {
+        let trimmed = url.trimmingCharacters(in: .whitespaces)
+        if let row = try await supervisor.database.reader.raw("""
+            SELECT id FROM recordings WHERE source_url = \(bind: trimmed) AND state IN ('starting', 'recording', 'stalled')
+            ORDER BY created_at DESC LIMIT 1
+            """).first(), let id = try? row.decode(column: "id", as: String.self) {
+            return id
+        }
+        let controller = RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize)
+        return try await controller.create(.init(url: trimmed), by: actor).id
+    }
+
     /// The recordings (as the API shows them) among these ids, for other modules that show them (the wall).
     public func recordingsJSON(ids: [String]) async throws -> [String] {
         var answers: [String] = []

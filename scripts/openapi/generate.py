@@ -184,15 +184,16 @@ LAYER = obj({"id": INT, "kind": {"type": "string", "enum": LAYER_KINDS}, "z": IN
              "url": nullable(STRING), "community_id": nullable(INT), "wall": nullable(STRING), "image_id": nullable(STRING), "style": LAYER_STYLE,
              "updated_at": TIME})
 LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; kind is required on POST. A layer keeps only its kind's fields: text (text, slate), "
-               "stream_id or recording_id (source), community_id (captions), wall (wall: an existing wall of at most 16 cells, shown as a mosaic that "
+               "stream_id, recording_id or url (source; a url is read through a recording of it, started when none runs, under the recorder's guard: "
+               "422 url_refused), community_id (captions), wall (wall: an existing wall of at most 16 cells, shown as a mosaic that "
                "follows it live). A new layer without a size covers the canvas (a text or captions layer: a band "
-               "as tall as its lines). It must overlap the canvas; width and height at most four times the program's. url sources and image layers "
+               "as tall as its lines). It must overlap the canvas; width and height at most four times the program's. image layers "
                "are refused for now (422).",
                "properties": {"kind": {"type": "string", "enum": LAYER_KINDS}, "visible": BOOL, "x": INT, "y": INT, "width": {"type": "integer", "minimum": 1},
                               "height": {"type": "integer", "minimum": 1}, "z": {"type": "integer", "minimum": -1000, "maximum": 1000},
                               "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": {"type": ["string", "null"], "maxLength": 500},
-                              "stream_id": nullable(INT), "recording_id": nullable(STRING), "community_id": nullable(INT),
-                              "wall": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "style": LAYER_STYLE}}
+                              "stream_id": nullable(INT), "recording_id": nullable(STRING), "url": {"type": ["string", "null"], "maxLength": 2048},
+                              "community_id": nullable(INT), "wall": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "style": LAYER_STYLE}}
 RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
                     "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},
                     "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT, "liveChanges": INT,

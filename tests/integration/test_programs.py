@@ -66,6 +66,10 @@ def test_a_program_shows_a_recording_and_comes_back_after_kill_9(start_server, d
     status, _ = post_json(server, "/api/v1/programs/news/layers", key, {"kind": "text", "text": "LIVE", "x": 10, "y": 10, "width": 80,
                                                                        "height": 30})
     assert status == 201
+    # A URL source is read through a recording of it: the running one is reused.
+    status, by_url = post_json(server, "/api/v1/programs/news/layers", key, {"kind": "source", "url": live_source.url(), "x": 240, "y": 0,
+                                                                             "width": 80, "height": 45, "visible": False})
+    assert status == 201 and by_url["recording_id"] == rid and by_url["url"] == live_source.url(), by_url
     status, _, audio = http("PATCH", server.url("/api/v1/programs/news"), json.dumps({"audio_layer_id": layer["id"]}).encode(),
                          {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     assert status == 200, audio

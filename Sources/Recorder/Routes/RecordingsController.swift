@@ -21,6 +21,10 @@ struct RecordingsController: Sendable {
 
         enum CodingKeys: String, CodingKey { case url, sourceURL = "source_url", streamID = "stream_id", variant, retention }
 
+        init(url: String) {
+            self.url = url
+        }
+
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             url = try container.decodeIfPresent(String.self, forKey: .url) ?? container.decodeIfPresent(String.self, forKey: .sourceURL)

@@ -444,7 +444,7 @@ public final class ProgramRenderers: Service, Sendable {
                 }
                 // An ffmpeg left writing this output by a StreamHub that was killed (kill -9 leaves its children)
                 // would fight the new one over the same files.
-                let orphans = Orphans.kill(writing: "\(owner.directory)/\(name)/live.m3u8")
+                let orphans = Orphans.kill(writingInto: "\(owner.directory)/\(name)/")
                 if orphans > 0 { owner.logger.warning("stopped an ffmpeg left over by an earlier run", metadata: ["program": "\(name)", "count": "\(orphans)"]) }
                 Self.removeUnlistedSegments(in: "\(owner.directory)/\(name)")
                 update { state in
@@ -631,9 +631,9 @@ enum FreePort {
 
 /// Finds processes left over by an earlier StreamHub (Linux `/proc`).
 enum Orphans {
-    /// Sends SIGKILL to every ffmpeg whose command line writes `output` and whose parent is not this
-    /// process; answers how many.
-    static func kill(writing output: String) -> Int {
+    /// Sends SIGKILL to every ffmpeg whose command line names a file in `directory` (its outputs, its
+    /// text files, its tile pipes) and whose parent is not this process; answers how many.
+    static func kill(writingInto directory: String) -> Int {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
         let me = getpid()
         var killed = 0
@@ -641,7 +641,7 @@ enum Orphans {
             guard let pid = Int32(entry), pid != me,
                   let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), !data.isEmpty else { continue }
             let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard let program = arguments.first, program.hasSuffix("ffmpeg"), arguments.last == output else { continue }
+            guard let program = arguments.first, program.hasSuffix("ffmpeg"), arguments.contains(where: { $0.hasPrefix(directory) }) else { continue }
             if let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
                Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) == me {

@@ -173,7 +173,7 @@ struct ProgramsController {
             let name = try Self.name(context)
             let body = try await request.decodeJSON(as: LayerBody.self, limit: Self.bodyLimit)
             let program = try await store.get(name)
-            let layer = try await validate(body, onto: Self.defaultLayer, canvas: (program.width, program.height), creating: true)
+            let layer = try await validate(body, onto: Self.defaultLayer, canvas: (program.width, program.height), creating: true, actor: principal.actor)
             let (updated, added) = try await store.addLayer(name, layer, by: principal.actor)
             _ = updated
             return jsonResponse(added.json, status: .created, headers: [.location: "/api/v1/programs/\(name)/layers/\(added.id)"])
@@ -190,7 +190,7 @@ struct ProgramsController {
             let body = try await request.decodeJSON(as: LayerBody.self, limit: Self.bodyLimit)
             let program = try await store.get(name)
             guard let current = program.layers.first(where: { $0.id == id }) else { throw ProgramStore.layerNotFound(id, name) }
-            let next = try await validate(body, onto: current, canvas: (program.width, program.height), creating: false)
+            let next = try await validate(body, onto: current, canvas: (program.width, program.height), creating: false, actor: principal.actor)
             let (_, layer) = try await store.updateLayer(name, id, by: principal.actor) { stored in
                 // Another change may have landed between the read above and this transaction: apply the
                 // validated fields onto the stored layer only if it is the one validated.
@@ -259,7 +259,7 @@ struct ProgramsController {
         url: nil, communityID: nil, wall: nil, imageID: nil, style: Layer.Style(), updatedAt: 0)
 
     /// Applies `body` onto `base` and checks the whole result against the canvas and its kind's rules.
-    func validate(_ body: LayerBody, onto base: Layer, canvas: (width: Int, height: Int), creating: Bool) async throws -> Layer {
+    func validate(_ body: LayerBody, onto base: Layer, canvas: (width: Int, height: Int), creating: Bool, actor: String) async throws -> Layer {
         var layer = base
         if let kind = body.kind {
             guard let parsed = Layer.Kind(rawValue: kind) else {
@@ -335,11 +335,23 @@ struct ProgramsController {
                 throw HubError.validation("a text layer needs text")
             }
         case .source:
-            if layer.url != nil {
-                throw HubError.validation("url sources are not supported yet: record the URL (POST /api/v1/recordings) and use its recording_id")
+            // A URL is read through a recording of it (started here when none runs): the recorder's guard and
+            // limits apply, and ffmpeg only ever reads from this server.
+            if body.url != nil, let url = layer.url {
+                guard body.recordingID == nil, body.streamID == nil else {
+                    throw HubError.validation("a source layer needs exactly one of stream_id, recording_id or url")
+                }
+                do {
+                    layer.recordingID = try await recorder.record(url: url, by: actor)
+                } catch let error as HubError where error.status == .unprocessableContent || error.code == "validation_failed" {
+                    throw HubError(.unprocessableContent, code: "url_refused", message: error.message)
+                }
+                layer.streamID = nil
+            } else if body.recordingID != nil || body.streamID != nil {
+                layer.url = nil
             }
             let given = [layer.streamID != nil, layer.recordingID != nil].filter { $0 }.count
-            guard given == 1 else { throw HubError.validation("a source layer needs exactly one of stream_id or recording_id") }
+            guard given == 1 else { throw HubError.validation("a source layer needs exactly one of stream_id, recording_id or url") }
             if let id = layer.streamID, (try? await registry.stream(id)) == nil { throw HubError.validation("stream_id \(id) does not exist") }
             if let id = layer.recordingID {
                 guard id.utf8.count == 32, id.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }), try await recorder.recordingExists(id) else {
