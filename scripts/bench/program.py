@@ -115,9 +115,12 @@ def serve_sources():
                 for seq in range(first, n + 1):
                     lines += ["#EXTINF:1.000,", f"seg-{seq % SEGMENTS}.ts"]
                 path = os.path.join(work, f"s{k}", "live.m3u8")
-                with open(path + ".tmp", "w") as f:
-                    f.write("\n".join(lines) + "\n")
-                os.rename(path + ".tmp", path)
+                try:
+                    with open(path + ".tmp", "w") as f:
+                        f.write("\n".join(lines) + "\n")
+                    os.rename(path + ".tmp", path)
+                except OSError:
+                    return  # the run is over and its folder gone
             time.sleep(0.2)
 
     threading.Thread(target=keep_live, daemon=True).start()
@@ -217,6 +220,9 @@ def main():
                                                                "height": 110, "style": {"lines": 2, "font_size": 40}}, key)
         call("POST", f"{base}/api/v1/programs/{name}/layers", {"kind": "text", "text": "StreamHub benchmark", "x": 20, "y": 20, "width": 420,
                                                                "height": 56, "style": {"font_size": 36}}, key)
+        # The change marker: a red box toggled over a black one (so the mosaic's own colours never count).
+        call("POST", f"{base}/api/v1/programs/{name}/layers", {"kind": "text", "text": " ", "x": 1090, "y": 30, "width": 140, "height": 100,
+                                                               "style": {"background": "#000000"}}, key)
         marker = call("POST", f"{base}/api/v1/programs/{name}/layers", {"kind": "text", "text": " ", "x": 1100, "y": 40, "width": 120, "height": 80,
                                                                         "visible": False, "style": {"background": "#ff0000"}}, key)
         if rtmp:
@@ -260,6 +266,8 @@ def main():
             next_toggle = time.time() + 3
         time.sleep(0.5)
     elapsed = time.time() - t0
+    if os.environ.get("BENCH_DEBUG"):
+        print("watcher frames", watcher.frames, "changes", watcher.changes[:6], "alive", watcher.process.poll())
     cpu = (cpu_seconds(server.pid) - cpu0) / elapsed
     final = state("main")
     stop.set()

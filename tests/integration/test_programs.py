@@ -337,11 +337,29 @@ def test_a_wall_layer_follows_its_wall_live_and_shows_a_slate_for_a_dead_source(
         wait_until(lambda: (t := tiles()) is not None and blue_(t[0]) and green_(t[1]), 30, "cell 2 green")
         assert state(server, key, "mosaic")["restarts"] == 0
 
+        # A source layer over the corner: another recording is a live switch too.
+        status, corner = post_json(server, "/api/v1/programs/mosaic/layers", key, {"kind": "source", "recording_id": recordings["green"],
+                                                                                   "x": 0, "y": 0, "width": 80, "height": 44})
+        assert status == 201, corner
+
+        def corner_colour():
+            f = frames(server, key, "mosaic", count=1)
+            return None if f is None else colour_at(f[0], 40, 22)
+
+        wait_until(lambda: (c := corner_colour()) is not None and green_(c), 30, "the corner source green")
+        restarts = state(server, key, "mosaic")["restarts"]
+        status, _, text = http("PATCH", server.url(f"/api/v1/programs/mosaic/layers/{corner['id']}"),
+                               json.dumps({"recording_id": recordings["blue"]}).encode(), {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        assert status == 200, text
+        wait_until(lambda: (c := corner_colour()) is not None and blue_(c), 30, "the corner source switched to blue")
+        assert state(server, key, "mosaic")["restarts"] == restarts, "switching a source's recording is live"
+
         # The blue source dies: its tile becomes the slate and the program stays live.
         blue.stop()
         wait_until(lambda: (t := tiles()) is not None and slate_(t[0]) and green_(t[1]), 40, "the dead source's slate")
+        wait_until(lambda: (c := corner_colour()) is not None and slate_(c), 20, "the dead source's slate in the source layer")
         live = state(server, key, "mosaic")
-        assert live["isLive"] and live["restarts"] == 0 and live["error"] is None
+        assert live["isLive"] and live["restarts"] == restarts and live["error"] is None
         assert post_json(server, "/api/v1/programs/mosaic/stop", key)[0] == 200
     finally:
         for source in (blue, green):

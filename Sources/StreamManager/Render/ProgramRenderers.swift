@@ -197,6 +197,13 @@ public final class ProgramRenderers: Service, Sendable {
         for name in known.keys where versions[name] == nil {
             await follow(name, nil)
         }
+        // A stream's recording may start (or end) after the program looked: stream sources and walls are
+        // looked up again, and a feed switches when the answer changed (no restart).
+        for (name, renderer) in renderers.withLock({ $0 }) {
+            if let program = renderer.program, program.layers.contains(where: { $0.streamID != nil || $0.kind == .wall }) {
+                await follow(name, program, keepVersion: true)
+            }
+        }
     }
 
     /// The program as stored now: `.some(nil)` when it is gone, `nil` when the database could not say (a
@@ -385,7 +392,9 @@ public final class ProgramRenderers: Service, Sendable {
             guard let ffmpeg = owner.ffmpegPath else { return }
             let wanted = Dictionary(uniqueKeysWithValues: plan.tiles.map { ($0.fifo, $0) })
             let stale = feeds.withLock { feeds -> [TileFeed] in
-                let gone = feeds.filter { path, feed in wanted[path].map { $0.width != feed.width || $0.height != feed.height } ?? true }
+                let gone = feeds.filter { path, feed in
+                    wanted[path].map { $0.width != feed.width || $0.height != feed.height || $0.audio != feed.audio } ?? true
+                }
                 for path in gone.keys { feeds.removeValue(forKey: path) }
                 return Array(gone.values)
             }
@@ -393,13 +402,13 @@ public final class ProgramRenderers: Service, Sendable {
             for (path, tile) in wanted where feeds.withLock({ $0[path] }) == nil {
                 let key = "\(tile.width)x\(tile.height)"
                 var slate = slates.withLock { $0[key] }
-                if slate == nil {
+                if slate == nil, !tile.audio {
                     let made = await TileFeed.slateFrame(width: tile.width, height: tile.height, ffmpeg: ffmpeg, fontFile: owner.fontFile)
                     slates.withLock { $0[key] = made }
                     slate = made
                 }
                 let feed = TileFeed(fifo: path, width: tile.width, height: tile.height, fps: shared.withLock { $0.desired?.fps ?? 30 }, ffmpeg: ffmpeg,
-                                    slate: slate ?? [], logger: owner.logger)
+                                    slate: slate ?? [], logger: owner.logger, audio: tile.audio)
                 feeds.withLock { $0[path] = feed }
                 group.addTask { await feed.run() }
             }
@@ -408,11 +417,18 @@ public final class ProgramRenderers: Service, Sendable {
 
         /// Points every tile's feed at what its wall cell shows now (no restart: the feeds switch sources).
         func applyTiles(_ plan: RenderPlan) {
-            let walls = shared.withLock { $0.walls }
+            let (walls, recordings, program) = shared.withLock { ($0.walls, $0.recordings, $0.desired) }
             let feeds = self.feeds.withLock { $0 }
             for tile in plan.tiles {
-                let sources = walls[tile.layer]?.sources ?? []
-                feeds[tile.fifo]?.show(tile.cell <= sources.count ? sources[tile.cell - 1] : nil)
+                if tile.cell == 0 {
+                    // A source layer: its recording, or its stream's running recording.
+                    let layer = program?.layers.first { $0.id == tile.layer }
+                    let recording = layer?.recordingID ?? recordings[tile.layer]
+                    feeds[tile.fifo]?.show(recording.map { "\(owner.selfURL)/recordings/\($0)/live.m3u8" })
+                } else {
+                    let sources = walls[tile.layer]?.sources ?? []
+                    feeds[tile.fifo]?.show(tile.cell <= sources.count ? sources[tile.cell - 1] : nil)
+                }
             }
         }
 

@@ -26,13 +26,16 @@ struct RenderPlan: Equatable {
     /// The wall layers' tiles: each a named pipe the program reads raw video from (see ``TileFeed``).
     var tiles: [Tile] = []
 
+    /// A raw stream StreamHub feeds the program through a named pipe (see ``TileFeed``): a wall tile, a source
+    /// layer's picture, or the program's audio.
     struct Tile: Equatable {
         var layer: Int64
-        /// The wall cell (1-based) the tile shows.
+        /// The wall cell (1-based) the tile shows; 0 for a source layer's picture or audio.
         var cell: Int
         var fifo: String
         var width: Int
         var height: Int
+        var audio = false
     }
 
     struct Control: Equatable {
@@ -135,18 +138,24 @@ struct RenderPlan: Equatable {
             let on = shows(layer)
             switch layer.kind {
             case .source:
-                guard let recording = layer.recordingID ?? env.recordingForLayer[layer.id] else {
-                    // Nothing to play: a dark box in its place.
-                    let target = "drawbox@l\(layer.id)"
-                    graph.chain("drawbox@l\(layer.id)=" + position(&graph, target, layer)
-                                + ":w=\(layer.width):h=\(layer.height):color=0x202020@\(fmt(layer.opacity)):t=fill:" + graph.enable(target, on))
-                    continue
-                }
+                // The picture comes from a feed (paced raw video that StreamHub decodes from the layer's
+                // recording): another recording is a switch of the feed, not a new graph, and a source that
+                // fails or stalls shows "No signal" in its place while the program goes on.
+                let width = max(2, layer.width / 2 * 2), height = max(2, layer.height / 2 * 2)
+                let fifo = "\(env.directory)/source-\(layer.id).fifo"
+                tiles.append(Tile(layer: layer.id, cell: 0, fifo: fifo, width: width, height: height))
+                arguments += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", "\(width)x\(height)", "-framerate", "\(program.fps)",
+                              "-thread_queue_size", "64", "-probesize", "32", "-analyzeduration", "0", "-i", fifo]
                 let input = nextInput
                 nextInput += 1
-                arguments += ["-reconnect", "1", "-reconnect_streamed", "1", "-reconnect_delay_max", "2",
-                              "-i", "\(env.selfURL)/recordings/\(recording)/live.m3u8"]
-                if program.audioLayer == layer.id { audioInput = input }
+                if program.audioLayer == layer.id {
+                    let audioFifo = "\(env.directory)/audio-\(layer.id).fifo"
+                    tiles.append(Tile(layer: layer.id, cell: 0, fifo: audioFifo, width: 0, height: 0, audio: true))
+                    arguments += ["-f", "s16le", "-ar", "48000", "-ac", "2", "-thread_queue_size", "256", "-probesize", "32", "-analyzeduration", "0",
+                                  "-i", audioFifo]
+                    audioInput = nextInput
+                    nextInput += 1
+                }
                 let source = "src\(layer.id)"
                 graph.filters.append("[\(input):v]setpts=PTS-STARTPTS,scale=\(layer.width):\(layer.height),format=yuva420p"
                                      + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(source)]")
@@ -225,7 +234,7 @@ struct RenderPlan: Equatable {
         }
         let filterGraph = graph.filters.joined(separator: ";")
         arguments += ["-filter_complex", filterGraph]
-        arguments += ["-map", "[vout]", "-map", audioInput.map { "\($0):a?" } ?? "1:a"]
+        arguments += ["-map", "[vout]", "-map", audioInput.map { "\($0):a" } ?? "1:a"]
         let gop = program.fps * env.segmentSeconds
         arguments += ["-c:v", "libx264", "-preset", program.preset, "-tune", "zerolatency", "-b:v", "\(program.videoBitrate)k",
                       "-maxrate", "\(program.videoBitrate)k", "-bufsize", "\(program.videoBitrate * 2)k", "-g", "\(gop)", "-keyint_min", "\(gop)",

@@ -5,7 +5,7 @@ import Subprocess
 import Synchronization
 import SystemPackage
 
-/// One tile of a wall layer as an endless raw video stream, paced in real time, that the program's ffmpeg
+/// One tile of a wall layer (or one source layer's picture, or the program's audio) as an endless raw stream, paced in real time, that the program's ffmpeg
 /// reads from a named pipe (`-f rawvideo -i tile-….fifo`).
 ///
 /// What the tile shows can change while the program's ffmpeg runs: a decoder (its own small ffmpeg) turns
@@ -21,13 +21,22 @@ final class TileFeed: Sendable {
     let fps: Int
     let ffmpeg: String
     let logger: Logger
-    var frameSize: Int { width * height * 3 / 2 }
+    /// An audio feed (48 kHz stereo s16le, written in 20 ms chunks, silence when the source has none) rather
+    /// than a video one.
+    let audio: Bool
+    /// Bytes per unit written: a yuv420p frame, or 20 ms of audio.
+    var frameSize: Int { audio ? Self.audioChunk : width * height * 3 / 2 }
+    static let audioChunk = 48_000 / 50 * 4
+    /// At most this much decoded audio waits (1 s); older audio is dropped (the source ran ahead).
+    static let audioBacklog = 48_000 * 4
     /// Seconds without a new frame after which the tile shows the slate.
     static let staleAfter = 3.0
 
     private struct Shared {
         var frame: [UInt8]?
         var frameAt = 0.0
+        /// Decoded audio not yet written.
+        var audio: [UInt8] = []
         var source: String?
         var generation = 0
         var stopped = false
@@ -41,7 +50,8 @@ final class TileFeed: Sendable {
     private let changes: AsyncStream<Void>.Continuation
     private let changeStream: AsyncStream<Void>
 
-    init(fifo: String, width: Int, height: Int, fps: Int, ffmpeg: String, slate: [UInt8], logger: Logger) {
+    init(fifo: String, width: Int, height: Int, fps: Int, ffmpeg: String, slate: [UInt8], logger: Logger, audio: Bool = false) {
+        self.audio = audio
         self.fifo = fifo
         self.width = width
         self.height = height
@@ -59,6 +69,7 @@ final class TileFeed: Sendable {
             shared.source = source
             shared.generation += 1
             shared.frame = nil
+            shared.audio = []
             return true
         }
         if changed { changes.yield() }
@@ -109,8 +120,10 @@ final class TileFeed: Sendable {
     /// Runs one decoder for `source` until it ends or the source changes.
     private func decode(_ source: String, generation: Int) async {
         let filter = "scale=\(width):\(height):force_original_aspect_ratio=decrease,pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2,fps=\(fps),format=yuv420p"
+        let output = audio ? ["-vn", "-ac", "2", "-ar", "48000", "-f", "s16le", "pipe:1"] : ["-an", "-vf", filter, "-f", "rawvideo", "pipe:1"]
         let arguments = ["-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-reconnect", "1", "-reconnect_streamed", "1",
-                         "-reconnect_delay_max", "2", "-analyzeduration", "1000000", "-i", source, "-an", "-vf", filter, "-f", "rawvideo", "pipe:1"]
+                         "-reconnect_delay_max", "2", "-analyzeduration", "1000000", "-i", source] + output
+        let audio = audio
         let frameSize = frameSize
         do {
             _ = try await Subprocess.run(.path(FilePath(ffmpeg)), arguments: Arguments(arguments), input: .none, output: .sequence, error: .discarded) { execution in
@@ -126,7 +139,12 @@ final class TileFeed: Sendable {
                                     pending.removeFirst(frameSize)
                                     let current = self.shared.withLock { shared -> Bool in
                                         guard shared.generation == generation else { return false }
-                                        shared.frame = frame
+                                        if audio {
+                                            shared.audio += frame
+                                            if shared.audio.count > Self.audioBacklog { shared.audio.removeFirst(shared.audio.count - Self.audioBacklog) }
+                                        } else {
+                                            shared.frame = frame
+                                        }
                                         shared.frameAt = Date().timeIntervalSince1970
                                         return true
                                     }
@@ -154,20 +172,25 @@ final class TileFeed: Sendable {
     /// The writer thread: opens the pipe (waiting for the program's ffmpeg to open it), then writes one
     /// frame per tick — the newest decoded one, or the slate — and reopens after the reader goes away.
     private func writeLoop() {
-        let period = 1.0 / Double(fps)
+        let period = audio ? 0.02 : 1.0 / Double(fps)
+        let silence = [UInt8](repeating: 0, count: Self.audioChunk)
         while !shared.withLock({ $0.stopped }) {
             let fd = open(fifo, O_WRONLY)
             guard fd >= 0 else { Thread.sleep(forTimeInterval: 0.2); continue }
             var deadline = Date().timeIntervalSince1970
             writing: while !shared.withLock({ $0.stopped }) {
                 let now = Date().timeIntervalSince1970
-                let (frame, isSlate) = shared.withLock { shared -> ([UInt8], Bool) in
-                    let fresh = shared.frame.map { _ in now - shared.frameAt < Self.staleAfter } ?? false
+                let frame = shared.withLock { shared -> [UInt8] in
                     shared.framesWritten += 1
+                    if audio {
+                        guard shared.audio.count >= Self.audioChunk else { shared.slateFrames += 1; return silence }
+                        defer { shared.audio.removeFirst(Self.audioChunk) }
+                        return Array(shared.audio[0..<Self.audioChunk])
+                    }
+                    let fresh = shared.frame.map { _ in now - shared.frameAt < Self.staleAfter } ?? false
                     if !fresh { shared.slateFrames += 1 }
-                    return fresh ? (shared.frame!, false) : (slate, true)
+                    return fresh ? shared.frame! : slate
                 }
-                _ = isSlate
                 let written = frame.withUnsafeBytes { buffer -> Bool in
                     var offset = 0
                     while offset < buffer.count {
