@@ -77,7 +77,8 @@ public struct StreamManagerModule: Sendable {
     }
 
     public var services: [any Service] {
-        [renderers, ProgramStateForwarder(bus: bus, hub: hub), ProgramLayersForwarder(bus: bus, hub: hub), ProgramPreviewPump(renderers: renderers, hub: hub)]
+        [renderers, ProgramStateForwarder(bus: bus, hub: hub), ProgramLayersForwarder(bus: bus, hub: hub), ProgramPreviewPump(renderers: renderers, hub: hub),
+         ProgramChatForwarder(store: store, bus: bus, hub: hub)]
     }
 }
 

@@ -218,6 +218,9 @@ struct ProgramRenderTests {
                 #expect(try await probe.closeFrame()?.closeCode == .unknown(4404), "\(bad)")
             }
             #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=layers").closeFrame()?.closeCode == .unknown(4401))
+            #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=chat&program=chan").closeFrame()?.closeCode == .unknown(4401))
+            #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=chat&token=\(token)").closeFrame()?.closeCode == .unknown(4404),
+                    "the chat channel is one program's")
             #expect(try await WebSocketProbe(port: port, path: "/api/stream/ws?target=preview&program=chan").closeFrame()?.closeCode == .unknown(4401))
 
             // Preview: JPEG frames of the output, at most the program's width, with the documented header.

@@ -204,7 +204,8 @@ OUTPUT = obj({"id": INT, "url": {"type": "string", "description": "The push URL 
               "created_at": TIME})
 PROGRAM = obj({"name": STRING, "title": nullable(STRING), "width": INT, "height": INT, "fps": INT, "video_bitrate": INT, "preset": STRING,
                "audio_layer_id": nullable(INT), "state": {"type": "string", "enum": ["stopped", "running", "paused"]}, "version": INT, "hls_url": STRING,
-               "layers": {"type": "array", "items": ref("Layer")}, "outputs": {"type": "array", "items": ref("Output")}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,
+               "layers": {"type": "array", "items": ref("Layer")}, "outputs": {"type": "array", "items": ref("Output")},
+               "chat_channels": {"type": "array", "items": STRING}, "stream": ref("RenderState"), "created_by": nullable(STRING), "created_at": TIME,
                "updated_at": TIME})
 PROGRAM_SETTINGS = {"title": optional_string(100), "width": {"type": "integer", "minimum": 160, "maximum": 3840, "multipleOf": 2},
                     "height": {"type": "integer", "minimum": 90, "maximum": 2160, "multipleOf": 2}, "fps": {"type": "integer", "minimum": 1, "maximum": 60},
@@ -245,7 +246,8 @@ see every community's captions, viewers none, an overlay key its own community's
 | transcription / wake_word from POST /api/v1/events | closed 4401 | yes | yes | yes | no |
 | caption / transcription of community B | closed 4401 | no | yes | only transcription | no |
 | wall_changed of wall W, wall_presence | closed 4401 | yes | yes | no | no |
-| program_changed, program_state, and the programs' state, preview and layers channels (/api/stream/ws?program=) | closed 4401 | yes | yes | no | no |
+| program_changed, program_state, program_presence, and the programs' state, preview, layers and chat channels (/api/stream/ws?program=) | closed 4401 | yes | yes | no | no |
+| chat_message, chat_moderation (what the chat connectors see) | closed 4401 | yes | yes | no | no |
 | internal.* | never | never | never | never | never |
 
 Wall links: an invite reads like a viewer; a display link of wall W receives wall_changed and wall_presence of W
@@ -565,8 +567,10 @@ paths = {
     },
     "/api/v1/programs/{name}": {
         "get": op("A program with its layers and render state (viewer)", {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME]),
-        "patch": op("Change a program's settings (editor); a running program restarts its renderer", {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME],
-                    body={"type": "object", "properties": {**PROGRAM_SETTINGS, "audio_layer_id": {"type": ["integer", "null"], "description": "A source layer, or null for silence"}}}),
+        "patch": op("Change a program's settings (editor); a running program restarts its renderer (chat_channels alone does not)", {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME],
+                    body={"type": "object", "properties": {**PROGRAM_SETTINGS, "audio_layer_id": {"type": ["integer", "null"], "description": "A source layer, or null for silence"},
+                                                           "chat_channels": {"type": "array", "maxItems": 20, "items": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}:[^\\s]{1,200}$"},
+                                                                             "description": "source:channel the chat channel follows (twitch:somechannel, discord:123456789)"}}}),
         "delete": op("Delete a program (editor); its renderer stops", {"204": NO_CONTENT}, "programs", params=[PROGRAM_NAME]),
     },
     **{f"/api/v1/programs/{{name}}/{action}": {"post": op(summary, {"200": ok(ref("Program"))}, "programs", params=[PROGRAM_NAME], body=None)}
@@ -584,6 +588,12 @@ paths = {
     "/api/v1/programs/{name}/layers/order": {"put": op("Reorder the layers (editor): every layer id once, bottom first",
                                                        {"200": ok(obj({"layers": {"type": "array", "items": ref("Layer")}}))}, "programs", params=[PROGRAM_NAME],
                                                        body=obj({"order": {"type": "array", "items": INT}}, required=["order"]))},
+    "/api/v1/programs/{name}/presence": {"post": op("Say a control page is open on the program (viewer): every 10 s, and state gone on leaving; "
+                                                    "the chat channel shows who is here. Nothing is stored",
+                                                    {"202": {"description": "Announced"}}, "programs", params=[PROGRAM_NAME],
+                                                    body=obj({"session": {"type": "string", "pattern": "^[A-Za-z0-9-]{16,64}$"},
+                                                              "page": {"type": "string", "enum": ["control"]}, "state": {"type": "string", "enum": ["here", "gone"]}},
+                                                             required=["session"]))},
     "/api/v1/programs/{name}/outputs": {
         "get": op("A program's RTMP push targets, keys masked (editor)", {"200": ok(obj({"outputs": {"type": "array", "items": ref("Output")}}))}, "programs",
                   params=[PROGRAM_NAME]),

@@ -366,3 +366,58 @@ def test_a_wall_layer_follows_its_wall_live_and_shows_a_slate_for_a_dead_source(
             source.stop()
             source.origin.stop()
         server.stop()
+
+
+def test_the_chat_channel_carries_linked_chat_moderation_and_presence(start_server, data_dir):
+    from websockets.sync.client import connect
+    from fake_discord import FakeGateway
+    gateway = FakeGateway(token="bot-token-123", heartbeat_ms=400)
+    data = os.path.join(data_dir, "chat")
+    key = api_key(data, "admin")
+    server = start_server(data=data, extra_env={"STREAMHUB_DISCORD_TOKEN": "bot-token-123", "STREAMHUB_DISCORD_CHANNELS": "111,222",
+                                                "STREAMHUB_DISCORD_GATEWAY_URL": gateway.url})
+    try:
+        assert post_json(server, "/api/v1/programs", key, {"name": "talk", "width": 320, "height": 180})[0] == 201
+        patch = lambda body: http("PATCH", server.url("/api/v1/programs/talk"), json.dumps(body).encode(),  # noqa: E731
+                                  {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        for bad in [["discord"], ["Discord:1"], ["twitch:" + "x" * 300], ["twitch:a b"], ["x:1"] * 21, "discord:111", [5]]:
+            status, _, text = patch({"chat_channels": bad})
+            assert status in (400, 422), (bad, status, text)
+        status, _, text = patch({"chat_channels": ["discord:111", "twitch:#SomeChannel"]})
+        assert status == 200 and json.loads(text)["chat_channels"] == ["discord:111", "twitch:somechannel"], text
+        wait_until(lambda: get_json(server, "/health", key)["services"]["discord_gateway"]["status"] == "running", 20, "the gateway READY")
+
+        url = server.url(f"/api/stream/ws?target=chat&program=talk&token={key}").replace("http://", "ws://")
+        with connect(url) as chat:
+            welcome = json.loads(chat.recv(timeout=10))
+            assert welcome["type"] == "welcome" and welcome["channels"] == ["discord:111", "twitch:somechannel"]
+
+            def next_of(kind):
+                while True:
+                    message = json.loads(chat.recv(timeout=10))
+                    if message["type"] == kind:
+                        return message["payload"]
+
+            # A message in a linked channel arrives; one in another watched channel does not.
+            gateway.message("222", "not linked to this program")
+            gateway.message("111", "Hello from the newsroom <b>bold</b>", author="ada")
+            line = next_of("chat")
+            assert (line["program"], line["source"], line["channel"], line["author"], line["text"]) == (
+                "talk", "discord", "111", "Ada", "Hello from the newsroom <b>bold</b>"), line
+            # A moderator deletes it: the channel says which message.
+            gateway.send({"op": 0, "t": "MESSAGE_DELETE", "s": 99, "d": {"id": line["id"], "channel_id": "111", "guild_id": "7"}})
+            deleted = next_of("moderation")
+            assert (deleted["action"], deleted["message_id"], deleted["channel"]) == ("message_deleted", line["id"], "111")
+
+            # Presence: a control page says it is here.
+            status, _, text = http("POST", server.url("/api/v1/programs/talk/presence"), json.dumps({"session": "a" * 20, "page": "control"}).encode(),
+                                   {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            assert status == 202, text
+            here = next_of("presence")
+            assert (here["program"], here["session"], here["state"]) == ("talk", "a" * 20, "here")
+            for body in [{"session": "short"}, {"session": "a" * 20, "page": "display"}, {"session": "a" * 20, "state": "maybe"}]:
+                assert http("POST", server.url("/api/v1/programs/talk/presence"), json.dumps(body).encode(),
+                            {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})[0] == 422, body
+    finally:
+        gateway.stop()
+        server.stop()

@@ -1,4 +1,5 @@
 import HubCore
+import NIOCore
 import Logging
 import Metrics
 import Registry
@@ -31,6 +32,16 @@ struct ChatFeed: Sendable {
         self.reconnects = Counter(label: "streamhub_chat_reconnects_total", dimensions: [("source", source)], factory: metrics)
     }
 
+    /// A moderation action the chat service reported: `message_deleted` (with the message id), `user_timed_out`
+    /// (with seconds), `user_banned`, `chat_cleared` — a `chat_moderation` event.
+    func moderated(channel: String?, action: String, user: String? = nil, messageID: String? = nil, seconds: Int? = nil) {
+        discovery.bus.publish(type: DiscoveryService.moderationEvent, payload: ByteBuffer(string: JSONText.object([
+            ("source", .string(source)), ("channel", channel.map(JSONText.Value.string) ?? .null), ("action", .string(action)),
+            ("user", user.map(JSONText.Value.string) ?? .null), ("message_id", messageID.map(JSONText.Value.string) ?? .null),
+            ("seconds", seconds.map(JSONText.Value.int) ?? .null), ("at", .string(Timestamp.iso8601(Timestamp.now()))),
+        ])), visibility: .viewers)
+    }
+
     func report(_ status: ServiceHealth.Status, detail: String? = nil) {
         health.report(name, status, detail: detail)
     }
@@ -42,9 +53,11 @@ struct ChatFeed: Sendable {
     }
 
     /// Hands one chat message to discovery. A message discovery refuses (too long, say) or cannot store
-    /// right now is logged and dropped: it never ends the chat connection.
-    func deliver(channel: String?, author: String?, text: String, postedAt: Double?) async {
+    /// right now is logged and dropped: it never ends the chat connection. Every message is also a
+    /// `chat_message` event (what the Stream Manager's `chat` channel shows).
+    func deliver(channel: String?, author: String?, text: String, postedAt: Double?, id: String? = nil) async {
         received.increment()
+        discovery.publishChat(ChatMessage(source: source, channel: channel, author: author, text: text, postedAt: postedAt), id: id)
         do {
             _ = try await discovery.ingest(ChatMessage(source: source, channel: channel, author: author, text: text, postedAt: postedAt), by: principal)
         } catch let error as HubError where error.status.code < 500 {

@@ -226,7 +226,11 @@ public struct DiscordGatewayConnector: Service {
             if let authorID = author?["id"] as? String, authorID == state.selfID.withLock({ $0 }) { return }
             let name = (author?["global_name"] as? String) ?? (author?["username"] as? String)
             let postedAt = (data["timestamp"] as? String).flatMap(Timestamp.parse)
-            await feed.deliver(channel: channel, author: name, text: content, postedAt: postedAt)
+            await feed.deliver(channel: channel, author: name, text: content, postedAt: postedAt, id: data["id"] as? String)
+        case "MESSAGE_DELETE":
+            guard let data = payload.data, let channel = data["channel_id"] as? String else { return }
+            guard settings.channels.isEmpty || settings.channels.contains(channel) else { return }
+            feed.moderated(channel: channel, action: "message_deleted", messageID: data["id"] as? String)
         default:
             break
         }

@@ -177,7 +177,20 @@ public struct TwitchChatConnector: Service {
             var text = message.parameters[1]
             // CTCP ACTION (/me): \u{1}ACTION text\u{1}
             if text.hasPrefix("\u{1}ACTION ") { text = String(text.dropFirst(8)).trimmingCharacters(in: CharacterSet(charactersIn: "\u{1}")) }
-            await feed.deliver(channel: channel, author: author, text: text, postedAt: postedAt)
+            await feed.deliver(channel: channel, author: author, text: text, postedAt: postedAt, id: message.tags["id"])
+        case "CLEARMSG":
+            // A moderator deleted one message.
+            let channel = message.parameters.first.map { $0.hasPrefix("#") ? String($0.dropFirst()) : $0 }
+            feed.moderated(channel: channel, action: "message_deleted", user: message.tags["login"], messageID: message.tags["target-msg-id"])
+        case "CLEARCHAT":
+            // A timeout or ban of one user (the trailing parameter), or the whole chat cleared.
+            let channel = message.parameters.first.map { $0.hasPrefix("#") ? String($0.dropFirst()) : $0 }
+            if message.parameters.count >= 2 {
+                let seconds = message.tags["ban-duration"].flatMap(Int.init)
+                feed.moderated(channel: channel, action: seconds == nil ? "user_banned" : "user_timed_out", user: message.parameters[1], seconds: seconds)
+            } else {
+                feed.moderated(channel: channel, action: "chat_cleared")
+            }
         default:
             break
         }

@@ -3,6 +3,7 @@ import HubCore
 import HubStore
 import Logging
 import Metrics
+import NIOCore
 import Registry
 import SQLKit
 
@@ -89,6 +90,21 @@ public struct DiscoveryService: Sendable {
             outcomes[outcome] = Counter(label: "streamhub_discovery_links_total", dimensions: [("outcome", outcome.rawValue)], factory: metrics)
         }
         self.outcomes = outcomes
+    }
+
+    /// Every chat message a connector sees, for signed-in viewers: `{source, channel, author, text, posted_at, id}`.
+    public static let chatEvent = "chat_message"
+    /// Moderation the chat service reported: `{source, channel, action, user, message_id, seconds, at}`.
+    public static let moderationEvent = "chat_moderation"
+
+    var bus: EventBus { ignoreLists.bus }
+
+    func publishChat(_ message: ChatMessage, id: String?) {
+        bus.publish(type: Self.chatEvent, payload: ByteBuffer(string: JSONText.object([
+            ("source", .string(message.source)), ("channel", message.channel.map(JSONText.Value.string) ?? .null),
+            ("author", message.author.map(JSONText.Value.string) ?? .null), ("text", .string(String(message.text.prefix(ChatMessage.maxText)))),
+            ("posted_at", .string(Timestamp.iso8601(message.postedAt ?? Timestamp.now()))), ("id", id.map(JSONText.Value.string) ?? .null),
+        ])), visibility: .viewers)
     }
 
     /// Ingests one message; `principal` is who sent it (an API key, an editor, or a chat connector).

@@ -29,8 +29,10 @@ public struct Program: Sendable, Equatable {
     public var layers: [Layer]
     /// RTMP push targets, beside the local HLS output every program has.
     public var outputs: [Output]
+    /// The chat channels its `chat` channel follows: `twitch:somechannel`, `discord:123456789`.
+    public var chatChannels: [String]
 
-    static let columns = "name, title, width, height, fps, video_bitrate, preset, audio_layer, state, version, created_by, created_at, updated_at"
+    static let columns = "name, title, width, height, fps, video_bitrate, preset, audio_layer, state, version, created_by, created_at, updated_at, chat_channels"
 
     init(row: any SQLRow, layers: [Layer], outputs: [Output]) throws {
         name = try row.decode(column: "name", as: String.self)
@@ -48,7 +50,17 @@ public struct Program: Sendable, Equatable {
         updatedAt = try row.decode(column: "updated_at", as: Double.self)
         self.layers = layers
         self.outputs = outputs
+        let chat = try row.decode(column: "chat_channels", as: String?.self)
+        chatChannels = chat.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] } ?? []
     }
+
+    /// `source:channel` as the chat channel compares it: Twitch channels without `#`, in lowercase.
+    public static func chatKey(source: String, channel: String) -> String {
+        let name = channel.hasPrefix("#") ? String(channel.dropFirst()) : channel
+        return source + ":" + (source == "twitch" ? name.lowercased() : name)
+    }
+
+    public static let maxChatChannels = 20
 
     /// Names are addresses (`/programs/<name>/…`), under the same rule as walls' (`/wall/<name>`): 1-40
     /// lowercase letters, digits or '-', not starting with '-'.
@@ -89,6 +101,7 @@ public struct Program: Sendable, Equatable {
             ("hls_url", .string(hlsPath)),
             ("layers", .raw("[" + orderedLayers.map(\.json).joined(separator: ",") + "]")),
             ("outputs", .raw("[" + outputs.map(\.json).joined(separator: ",") + "]")),
+            ("chat_channels", .raw("[" + chatChannels.map { JSONText.render(.string($0)) }.joined(separator: ",") + "]")),
             ("stream", .raw(render)),
             ("created_by", createdBy.map(JSONText.Value.string) ?? .null),
             ("created_at", .string(Timestamp.iso8601(createdAt))),

@@ -3,7 +3,7 @@ import SQLKit
 
 /// The Stream Manager's tables. Times are seconds since 1970 (DOUBLE PRECISION).
 public enum ProgramMigrations {
-    public static let all: [any Migration] = [CreateProgramTables(), CreateProgramOutputs()]
+    public static let all: [any Migration] = [CreateProgramTables(), CreateProgramOutputs(), AddProgramChatChannels()]
 }
 
 struct CreateProgramTables: Migration {
@@ -77,5 +77,14 @@ struct CreateProgramOutputs: Migration {
             """
         try await database.raw(SQLQueryString(table)).run()
         try await database.raw("CREATE INDEX program_outputs_program ON program_outputs (program)").run()
+    }
+}
+
+/// The chat channels a program's `chat` channel follows (a JSON array of `source:channel`).
+struct AddProgramChatChannels: Migration {
+    let name = "0702-program-chat-channels"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("ALTER TABLE programs ADD COLUMN chat_channels TEXT").run()
     }
 }

@@ -3,6 +3,7 @@ import HubCore
 import Hummingbird
 import Recorder
 import Registry
+import NIOCore
 import SQLKit
 import Wall
 
@@ -38,7 +39,10 @@ struct ProgramsController {
         let videoBitrate: Int?
         let preset: String?
         let audioLayerID: Int64??
-        enum CodingKeys: String, CodingKey { case title, width, height, fps, videoBitrate = "video_bitrate", preset, audioLayerID = "audio_layer_id" }
+        let chatChannels: [String]?
+        enum CodingKeys: String, CodingKey {
+            case title, width, height, fps, videoBitrate = "video_bitrate", preset, audioLayerID = "audio_layer_id", chatChannels = "chat_channels"
+        }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -49,6 +53,7 @@ struct ProgramsController {
             videoBitrate = try container.decodeIfPresent(Int.self, forKey: .videoBitrate)
             preset = try container.decodeIfPresent(String.self, forKey: .preset)
             audioLayerID = container.contains(.audioLayerID) ? .some(try container.decodeIfPresent(Int64.self, forKey: .audioLayerID)) : .none
+            chatChannels = try container.decodeIfPresent([String].self, forKey: .chatChannels)
         }
     }
 
@@ -147,7 +152,7 @@ struct ProgramsController {
             let settings = ProgramStore.Settings(
                 title: try body.title.map { try Self.title($0) }, width: try body.width.map(Self.width), height: try body.height.map(Self.height),
                 fps: try body.fps.map(Self.fps), videoBitrate: try body.videoBitrate.map(Self.bitrate), preset: try body.preset.map(Self.preset),
-                audioLayer: body.audioLayerID)
+                audioLayer: body.audioLayerID, chatChannels: try body.chatChannels.map(Self.chatChannels))
             let program = try await store.update(name, settings, by: principal.actor)
             return jsonResponse(program.json(render: renderers.stateJSON(program.name)))
         }
@@ -167,6 +172,19 @@ struct ProgramsController {
                 let program = try await store.setState(name, state, by: principal.actor)
                 return jsonResponse(program.json(render: renderers.stateJSON(program.name)))
             }
+        }
+        // Presence: a control page open on the program says so every 10 s and on leaving; the `chat`
+        // channel shows who is there. Nothing is stored.
+        group.post("programs/:name/presence") { request, context in
+            let principal = try context.require(.viewer)
+            let name = try Self.name(context)
+            let (session, page, state) = try await request.decodeJSON(as: PresenceReport.self, limit: 1024).validated(pages: ["control"])
+            _ = try await store.get(name)
+            store.bus.publish(type: ProgramChannels.presenceEvent, payload: ByteBuffer(string: JSONText.object([
+                ("program", .string(name)), ("session", .string(session)), ("page", .string(page)), ("state", .string(state)),
+                ("name", .string(principal.name)), ("role", .string(principal.role)), ("ttl", .int(PresenceReport.ttl)),
+            ])), visibility: .viewers)
+            return Response(status: .accepted)
         }
         group.post("programs/:name/layers") { request, context in
             let principal = try context.require(.editor)
@@ -412,6 +430,24 @@ struct ProgramsController {
     static func bitrate(_ value: Int) throws -> Int {
         guard Program.bitrates.contains(value) else { throw HubError.validation("video_bitrate must be from 100 to 50000 (kbit/s)") }
         return value
+    }
+
+    /// `source:channel` entries (`twitch:somechannel`, `discord:123456789`), at most 20, normalised as the
+    /// chat channel compares them.
+    static func chatChannels(_ values: [String]) throws -> [String] {
+        guard values.count <= Program.maxChatChannels else { throw HubError.validation("chat_channels holds at most \(Program.maxChatChannels) channels") }
+        var seen: [String] = []
+        for value in values {
+            let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, (1...32).contains(parts[0].count),
+                  parts[0].allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_" || $0 == "-") }),
+                  (1...200).contains(parts[1].count), !parts[1].unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f }) else {
+                throw HubError.validation("each of chat_channels is source:channel, like twitch:somechannel or discord:123456789")
+            }
+            let key = Program.chatKey(source: parts[0], channel: parts[1])
+            if !seen.contains(key) { seen.append(key) }
+        }
+        return seen
     }
 
     static func preset(_ value: String) throws -> String {

@@ -21,6 +21,9 @@ struct ProgramChannels {
     let renderers: ProgramRenderers
 
     static func stateTopic(_ name: String) -> String { "program.state.\(name)" }
+    static func chatTopic(_ name: String) -> String { "program.chat.\(name)" }
+    /// Who has a program's control page open: `{program, session, page, state, name, role, ttl}`.
+    static let presenceEvent = "program_presence"
     static func layersTopic(_ name: String?) -> String { name.map { "program.layers.\($0)" } ?? "program.layers" }
     static func previewTopic(_ name: String, width: Int, fps: Int) -> String { "program.preview.\(name).\(width).\(fps)" }
     static let previewRates = 1...RenderPlan.previewRate
@@ -38,9 +41,9 @@ struct ProgramChannels {
     func register(on recorder: RecorderModule) {
         let store = store
         let renderers = renderers
-        recorder.addStreamChannel(targets: ["layers"]) { target, uri, identity in
+        recorder.addStreamChannel(targets: ["layers", "chat"]) { target, uri, identity in
             let name = uri.queryParameters["program"].map(String.init)
-            guard target == "layers" || name != nil else { return nil }
+            guard target == "layers" || target == "chat" || name != nil else { return nil }
             var program: Program?
             if let name {
                 do {
@@ -53,6 +56,15 @@ struct ProgramChannels {
             let messages = ChannelMessages()
             let onText: @Sendable (String, HubConnection) -> Void = { text, connection in messages.handle(text, on: connection) }
             switch target {
+            case "chat":
+                guard let program else {
+                    return HubWebSocketRoutes.refused(code: ChannelCloseCode.notFound, reason: "target=chat needs ?program=NAME")
+                }
+                let welcome = WebSocketWire.textFrame(ByteBuffer(string: "{\"type\":\"welcome\",\"message\":\"Connected to the StreamHub chat channel\","
+                    + "\"program\":\(JSONText.render(.string(program.name))),\"channels\":["
+                    + program.chatChannels.map { JSONText.render(.string($0)) }.joined(separator: ",") + "],\"timestamp\":\(Int(Timestamp.now() * 1000))}"))
+                return HubWebSocketRoutes.Accepted(topic: Self.chatTopic(program.name), identity: identity, initialFrames: [welcome],
+                                                   replayHistory: false, onText: onText)
             case "state":
                 guard let program else { return nil }
                 let payload = ByteBuffer(string: ProgramRenderers.statePayload(program.name, renderers.state(program.name) ?? RenderState(targetFPS: program.fps)))
@@ -193,5 +205,51 @@ struct ProgramPreviewPump: Service {
         frame.writeString(header)
         frame.writeBytes(jpeg)
         return WebSocketWire.binaryFrame(frame)
+    }
+}
+
+/// The `chat` channel's feed: chat messages and moderation from the discovery connectors in the channels a
+/// program links (`chat_channels`), and who has the program's control page open — each as
+/// `{"type":"chat"|"moderation"|"presence","payload":{"program",…the event…}}`, from any instance.
+struct ProgramChatForwarder: Service {
+    let store: ProgramStore
+    let bus: EventBus
+    let hub: WebSocketHub
+    static let chatEvent = "chat_message"
+    static let moderationEvent = "chat_moderation"
+
+    func run() async throws {
+        let events = bus.subscribe(types: [Self.chatEvent, Self.moderationEvent, ProgramChannels.presenceEvent, ProgramStore.changedEvent])
+        var following: [String: Set<String>] = [:]  // chat key → programs
+        func reload() async {
+            guard let programs = try? await store.list() else { return }
+            following = [:]
+            for program in programs { for key in program.chatChannels { following[key, default: []].insert(program.name) } }
+        }
+        await reload()
+        for await envelope in events.cancelOnGracefulShutdown() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(envelope.payload.readableBytesView)) as? [String: Any] else { continue }
+            switch envelope.type {
+            case ProgramStore.changedEvent:
+                await reload()
+            case ProgramChannels.presenceEvent:
+                guard let name = object["program"] as? String, Program.isValidName(name) else { continue }
+                send("presence", envelope.payload, to: [name], visibility: envelope.visibility)
+            default:
+                guard let source = object["source"] as? String, let channel = object["channel"] as? String,
+                      let programs = following[Program.chatKey(source: source, channel: channel)], !programs.isEmpty else { continue }
+                send(envelope.type == Self.chatEvent ? "chat" : "moderation", envelope.payload, to: programs, visibility: envelope.visibility)
+            }
+        }
+    }
+
+    /// One frame per program (its name goes into the payload), encoded once per program.
+    func send(_ type: String, _ payload: ByteBuffer, to programs: Set<String>, visibility: EventVisibility) {
+        let body = String(buffer: payload)
+        for name in programs {
+            // `{"program":"name",` followed by the event's own fields.
+            let inner = body.hasPrefix("{\"program\"") ? body : "{\"program\":" + JSONText.render(.string(name)) + (body == "{}" ? "}" : "," + body.dropFirst())
+            hub.broadcast(text: ByteBuffer(string: "{\"type\":\"\(type)\",\"payload\":" + inner + "}"), to: ProgramChannels.chatTopic(name), visibility: visibility)
+        }
     }
 }

@@ -112,6 +112,7 @@ public struct ProgramStore: Sendable {
         var videoBitrate: Int?
         var preset: String?
         var audioLayer: Int64??
+        var chatChannels: [String]?
     }
 
     func update(_ name: String, _ settings: Settings, by actor: String) async throws -> Program {
@@ -131,9 +132,12 @@ public struct ProgramStore: Sendable {
                 }
                 next.audioLayer = audio
             }
+            if let chat = settings.chatChannels { next.chatChannels = chat }
+            let chat = "[" + next.chatChannels.map { JSONText.render(.string($0)) }.joined(separator: ",") + "]"
             try await db.raw("""
                 UPDATE programs SET title = \(bind: next.title), width = \(bind: next.width), height = \(bind: next.height), fps = \(bind: next.fps),
-                    video_bitrate = \(bind: next.videoBitrate), preset = \(bind: next.preset), audio_layer = \(bind: next.audioLayer)
+                    video_bitrate = \(bind: next.videoBitrate), preset = \(bind: next.preset), audio_layer = \(bind: next.audioLayer),
+                    chat_channels = \(bind: chat)
                 WHERE name = \(bind: name)
                 """).run()
             return ("updated", nil)

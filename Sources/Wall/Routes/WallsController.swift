@@ -73,12 +73,6 @@ struct WallsController {
         let label: String?
     }
 
-    struct PresenceBody: Decodable {
-        let session: String
-        let page: String?
-        let state: String?
-    }
-
     func addRoutes(to group: RouterGroup<HubRequestContext>) {
         group.get("walls") { _, context in
             try context.require(.viewer)
@@ -145,19 +139,12 @@ struct WallsController {
         group.post("walls/:name/presence") { request, context in
             let name = try Self.name(context)
             let principal = try Self.requireRead(context, wall: name)
-            let body = try await request.decodeJSON(as: PresenceBody.self, limit: 1024)
-            guard (16...64).contains(body.session.utf8.count),
-                  body.session.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || $0 == 45 })
-            else { throw HubError.validation("session must be 16-64 letters, digits or '-'") }
-            let page = body.page ?? "control"
-            guard ["control", "display"].contains(page) else { throw HubError.validation("page must be control or display") }
-            let state = body.state ?? "here"
-            guard ["here", "gone"].contains(state) else { throw HubError.validation("state must be here or gone") }
+            let (session, page, state) = try await request.decodeJSON(as: PresenceReport.self, limit: 1024).validated(pages: ["control", "display"])
             _ = try await store.get(name)
             let who = principal.scope.map { scope in "\(scope.access) link" + (principal.name.isEmpty ? "" : " (\(principal.id))") } ?? principal.name
             bus.publish(type: Self.presenceEvent, payload: ByteBuffer(string: JSONText.object([
-                ("wall", .string(name)), ("session", .string(body.session)), ("page", .string(page)), ("state", .string(state)),
-                ("name", .string(who)), ("role", .string(principal.scope?.access ?? principal.role)), ("ttl", .int(30)),
+                ("wall", .string(name)), ("session", .string(session)), ("page", .string(page)), ("state", .string(state)),
+                ("name", .string(who)), ("role", .string(principal.scope?.access ?? principal.role)), ("ttl", .int(PresenceReport.ttl)),
             ])), visibility: EventVisibility.viewers.adding(wall: name))
             return Response(status: .accepted)
         }

@@ -175,13 +175,18 @@ export function randomID() {
 
 /** Says every 10 s that this page is open on the wall, and that it left when it closes. */
 export function announcePresence(wall, page) {
+  return announcePresenceAt(`/api/v1/walls/${encodeURIComponent(wall)}/presence`, page);
+}
+
+/** Says every 10 s on a presence endpoint (a wall's, a program's) that this page is open, and when it leaves. */
+export function announcePresenceAt(path, page) {
   const id = randomID();
-  const say = (state) => api("POST", `/api/v1/walls/${encodeURIComponent(wall)}/presence`, { session: id, page, state }).catch(() => {});
+  const say = (state) => api("POST", path, { session: id, page, state }).catch(() => {});
   say("here");
   const timer = setInterval(() => say("here"), 10000);
   addEventListener("pagehide", () => {
     clearInterval(timer);
-    fetch(`/api/v1/walls/${encodeURIComponent(wall)}/presence`, {
+    fetch(path, {
       method: "POST", keepalive: true, credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-StreamHub-Page": "1" },
       body: JSON.stringify({ session: id, page, state: "gone" }),

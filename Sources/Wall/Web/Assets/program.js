@@ -2,7 +2,7 @@
 // (drag a layer to move it, its corner to resize it), the layer list with visibility toggles, start / stop /
 // pause / resume, and the live state. Everything comes from the program's channels on /api/stream/ws:
 // `preview` (JPEG frames), `state` (fps, dropped frames, uptime) and `layers` (every change by anyone).
-import { api, get, session, el, clear, liveEvents, toast, attempt, atLeast, topbar, setConnection, clock, signIn } from "/assets/api.js";
+import { api, get, session, el, clear, liveEvents, toast, attempt, atLeast, topbar, setConnection, clock, signIn, announcePresenceAt } from "/assets/api.js";
 
 const app = document.getElementById("app");
 const name = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -16,6 +16,8 @@ let selected = null;          // the id of the layer picked in the list or on th
 let dragging = null;          // {id, mode: "move"|"resize", startX, startY, from: {x, y, width, height}, now}
 let previewURL = null;
 let previewFrames = 0;
+const chat = [];               // the newest chat lines and moderation notes, newest last
+const presence = new Map();    // session → {name, role, until}
 
 const kindLabel = { source: "Source", wall: "Wall", captions: "Captions", text: "Text", image: "Image", slate: "Slate" };
 
@@ -186,6 +188,56 @@ function showPreview(buffer) {
   document.body.dataset.previewFrames = String(previewFrames);
 }
 
+// ---------- chat and presence ----------
+
+function onChat(message) {
+  const payload = message.payload || {};
+  if (payload.program !== name) return;
+  if (message.type === "presence") {
+    if (payload.state === "gone") presence.delete(payload.session);
+    else presence.set(payload.session, { name: payload.name, role: payload.role, until: Date.now() + (payload.ttl || 30) * 1000 });
+    drawPresence();
+    return;
+  }
+  if (message.type === "moderation" && payload.action === "message_deleted" && payload.message_id) {
+    for (const line of chat) if (line.id === payload.message_id) line.deleted = true;
+  }
+  chat.push(message.type === "chat" ? { kind: "chat", id: payload.id, source: payload.source, channel: payload.channel, author: payload.author, text: payload.text }
+    : { kind: "moderation", source: payload.source, channel: payload.channel, text: moderationText(payload) });
+  while (chat.length > 100) chat.shift();
+  drawChat();
+}
+
+function moderationText(payload) {
+  switch (payload.action) {
+    case "message_deleted": return `A message${payload.user ? ` by ${payload.user}` : ""} was deleted`;
+    case "user_timed_out": return `${payload.user} was timed out for ${payload.seconds} s`;
+    case "user_banned": return `${payload.user} was banned`;
+    case "chat_cleared": return "The chat was cleared";
+    default: return payload.action;
+  }
+}
+
+function drawChat() {
+  const box = document.getElementById("chat-lines");
+  if (!box) return;
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  clear(box).append(...chat.map((line) => el("li", { class: `chat-line ${line.kind}`, dataset: { deleted: String(!!line.deleted), id: line.id || "" } },
+    el("span", { class: "badge", text: line.source }),
+    line.author ? el("strong", { text: line.author }) : null,
+    el("span", { class: "chat-text", text: line.deleted ? "(deleted)" : line.text }))));
+  if (nearBottom) box.scrollTop = box.scrollHeight;
+}
+
+function drawPresence() {
+  const box = document.getElementById("presence");
+  if (!box) return;
+  const now = Date.now();
+  for (const [id, who] of presence) if (who.until < now) presence.delete(id);
+  const names = [...new Set([...presence.values()].map((who) => who.name))];
+  clear(box).append(...names.map((who) => el("span", { class: "who badge", text: who })));
+}
+
 // ---------- layout ----------
 
 function layout() {
@@ -217,7 +269,12 @@ function layout() {
         el("h2", { text: "Layers" }),
         el("p", { class: "muted", text: canEdit ? "Top first. Toggle to show or hide; pick one and drag it on the preview, or its corner to resize." : "Top first." }),
         el("ul", { id: "layer-list", class: "stack" }),
-        addText)),
+        addText,
+        el("h2", { text: "Here now" }),
+        el("div", { id: "presence", class: "row" }),
+        el("h2", { text: "Chat" }),
+        el("p", { class: "muted", text: program.chat_channels.length ? program.chat_channels.join(" · ") : "No chat channels linked (chat_channels)." }),
+        el("ul", { id: "chat-lines", class: "chat-lines" }))),
   ].filter(Boolean);
 }
 
@@ -251,7 +308,9 @@ async function start() {
     },
   });
   liveEvents({ path: channel("preview", "&fps=5&width=640"), onRefused: () => {}, onEvent: () => {}, onBinary: showPreview });
-  setInterval(drawState, 1000);  // the uptime
+  liveEvents({ path: channel("chat"), onRefused: () => {}, onEvent: onChat });
+  announcePresenceAt(`${path}/presence`, "control");
+  setInterval(() => { drawState(); drawPresence(); }, 1000);  // the uptime; presence lapses
 }
 
 start().catch((error) => {
