@@ -405,7 +405,7 @@ def test_hostile_playlists_and_bad_requests(start_server, data_dir):
             (f"/recordings/{rid}/segments/%2e%2e", 404), (f"/recordings/{rid}/segments/0000000001.ts", 404),
             (f"/recordings/{rid}/start/notatime/5/vod.m3u8", 400), (f"/recordings/{rid}/start/20261301000000/5/vod.m3u8", 400),
             (f"/recordings/{rid}/start/1700000000/0/vod.m3u8", 400), (f"/recordings/{rid}/start/1700000000/99999/vod.m3u8", 400),
-            (f"/recordings/{rid}/start/1700000000/5/vod.m3u8", 404), ("/api/stream/ws?target=layers", 400), ("/api/stream/ws", 426),
+            (f"/recordings/{rid}/start/1700000000/5/vod.m3u8", 404), ("/api/stream/ws?target=bogus", 400), ("/api/stream/ws?target=layers", 426), ("/api/stream/ws", 426),
         ]:
             status, _, body = http("GET", server.url(path))
             assert status == expected, (path, status, body)
