@@ -221,10 +221,16 @@ struct ProgramChatForwarder: Service {
     func run() async throws {
         let events = bus.subscribe(types: [Self.chatEvent, Self.moderationEvent, ProgramChannels.presenceEvent, ProgramStore.changedEvent])
         var following: [String: Set<String>] = [:]  // chat key → programs
+        // Only names and chat links: a layer dragged on a control page must not cost a read of every program.
         func reload() async {
-            guard let programs = try? await store.list() else { return }
+            guard let rows = try? await store.database.sql.raw("SELECT name, chat_channels FROM programs WHERE chat_channels IS NOT NULL").all() else { return }
             following = [:]
-            for program in programs { for key in program.chatChannels { following[key, default: []].insert(program.name) } }
+            for row in rows {
+                guard let name = try? row.decode(column: "name", as: String.self),
+                      let text = try? row.decode(column: "chat_channels", as: String.self),
+                      let keys = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else { continue }
+                for key in keys { following[key, default: []].insert(name) }
+            }
         }
         await reload()
         for await envelope in events.cancelOnGracefulShutdown() {
