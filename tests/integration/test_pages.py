@@ -546,7 +546,14 @@ def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
         # The preview shows it: the red band is drawn where the lower third went.
         moved = layer(lower["id"])
         wait_for(page, lambda d: preview_is_red(d, moved["x"] + moved["width"] - 20, moved["y"] + 5), 5, "the moved lower third in the preview")
+        # At a glance: on air, what is heard, where it goes.
+        assert page.find_element(By.ID, "on-air").text.lower() == "live"
+        assert page.find_element(By.ID, "heard").text == "Audio: silence"
+        assert page.find_element(By.ID, "pushes").text == "HLS only"
         screenshot(page, "program-control")
+        page.set_window_size(390, 844)
+        screenshot(page, "program-control-phone")
+        page.set_window_size(1400, 900)
 
         # Pause and resume from the page; the state follows.
         click(page, "#do-pause")
@@ -554,6 +561,7 @@ def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
         wait_for(page, lambda d: d.find_element(By.ID, "do-resume").is_displayed() and not d.find_element(By.ID, "do-pause").is_displayed(), 5,
                  "the resume button")
         wait_for(watcher, lambda d: d.find_element(By.CSS_SELECTOR, '[data-stat="state"]').text.endswith("paused"), 10, "paused on the other page")
+        assert watcher.find_element(By.ID, "on-air").text.lower() == "paused"
         wait_for(page, lambda d: not preview_is_red(d, moved["x"] + moved["width"] - 20, moved["y"] + 5), 5, "the paused preview without layers")
         click(page, "#do-resume")
         wait_until(lambda: hub.ok("GET", "/api/v1/programs/desk")["state"] == "running", 10, "running again")

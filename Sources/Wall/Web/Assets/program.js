@@ -51,6 +51,7 @@ function drawLayers() {
   el("input", { type: "checkbox", class: "visible", checked: layer.visible, disabled: !canEdit, "aria-label": `Show layer ${layer.id}`,
     onchange: (event) => change(api("PATCH", `${path}/layers/${layer.id}`, { visible: event.target.checked })) }),
   el("span", { class: "badge", text: kindLabel[layer.kind] || layer.kind }),
+  layer.id === program.audio_layer_id ? el("span", { class: "badge heard", text: "audio", title: "The program carries this layer's sound" }) : null,
   el("span", { class: "layer-text", text: describe(layer) }),
   el("span", { class: "muted mono", text: `${layer.x},${layer.y} ${layer.width}×${layer.height}` }),
   canEdit ? el("button", { type: "button", class: "danger", "aria-label": `Remove layer ${layer.id}`, text: "✕",
@@ -93,6 +94,24 @@ function drawState() {
     stat("Restarts", render.restarts ?? 0, "restarts"));
   const error = document.getElementById("render-error");
   if (error) error.textContent = render.error || "";
+  // At a glance: on air or not, what is heard, where it goes.
+  const air = document.getElementById("on-air");
+  if (air) {
+    const word = program.state === "stopped" ? "off air" : !render.isLive ? "starting" : render.isPaused ? "paused" : "live";
+    air.textContent = word;
+    air.dataset.status = word === "live" ? "live" : word === "off air" ? "offline" : "unknown";
+  }
+  const audio = program.layers.find((l) => l.id === program.audio_layer_id);
+  const heard = document.getElementById("heard");
+  if (heard) heard.textContent = audio ? `Audio: ${describe(audio)}` : "Audio: silence";
+  const pushes = document.getElementById("pushes");
+  if (pushes) {
+    const outputs = render.outputs || [];
+    const failing = outputs.filter((o) => o.lastErrorAt && Date.now() - Date.parse(o.lastErrorAt) < 5000);
+    pushes.textContent = outputs.length === 0 ? "HLS only" : `RTMP: ${outputs.length} target${outputs.length > 1 ? "s" : ""}`
+      + (failing.length ? ` · ${failing.length} reconnecting` : " · sending");
+    pushes.dataset.status = failing.length ? "unknown" : "ok";
+  }
   document.body.dataset.programState = program.state;
   for (const [action, shown] of [["start", program.state === "stopped"], ["stop", program.state !== "stopped"],
     ["pause", program.state === "running"], ["resume", program.state === "paused"]]) {
@@ -257,7 +276,10 @@ function layout() {
       el("section", { "aria-label": "Program" },
         el("div", { class: "toolbar" },
           el("h1", { text: program.title || program.name }),
+          el("span", { id: "on-air", class: "badge on-air", "aria-live": "polite" }),
           el("span", { class: "muted", text: `${program.width}×${program.height} · ${program.fps} fps · ${program.video_bitrate} kbit/s` }),
+          el("span", { id: "heard", class: "muted" }),
+          el("span", { id: "pushes", class: "muted" }),
           canEdit ? el("div", { class: "row" }, action("start", "Start", true), action("pause", "Pause"), action("resume", "Resume", true), action("stop", "Stop"))
             : el("span", { class: "readonly-note", text: "View only: you can watch, not change, this program." })),
         el("div", { id: "stage", class: "stage", style: { aspectRatio: `${program.width} / ${program.height}` } },
