@@ -108,7 +108,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
                                   logger: logger, metrics: factory)
 
     let router = Router(context: HubRequestContext.self)
-    router.add(middleware: RequestMetricsMiddleware(factory: factory, maxBodySize: configuration.maxBodySize))
+    router.add(middleware: RequestMetricsMiddleware(factory: factory, maxBodySize: configuration.maxBodySize,
+                                                   largerBodies: ["/api/v1/images": ProgramImage.maxBytes]))
     router.add(middleware: ErrorMiddleware())
     let operations = OperationsAccess(configuration: configuration)
     HealthController(database: database, health: health, instanceID: configuration.instanceID, version: streamHubVersion, access: operations)

@@ -24,6 +24,7 @@ public struct StreamManagerModule: Sendable {
     let hub: WebSocketHub
     let guardrail: SourceURLGuard
     let wall: WallModule
+    public let images: ImageStore
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 recorder: RecorderModule, wall: WallModule, logger: Logger, metrics: any MetricsFactory) {
@@ -32,6 +33,8 @@ public struct StreamManagerModule: Sendable {
         self.guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
         let store = ProgramStore(database: database, bus: bus)
         self.store = store
+        let images = ImageStore(database: database, ffmpeg: ChildProcess.locate("ffmpeg"))
+        self.images = images
         self.registry = registry.service
         self.registryModule = registry
         self.recorder = recorder
@@ -47,7 +50,7 @@ public struct StreamManagerModule: Sendable {
         let walls = wall.store
         self.renderers = ProgramRenderers(
             store: store, bus: bus, dataDirectory: configuration.dataDirectory, selfURL: selfURL, logger: logger, metrics: metrics,
-            runningRecording: runningRecording,
+            runningRecording: runningRecording, images: images,
             wallPicture: { name in
                 // Each cell plays its recording, or its stream's running recording, through this server.
                 guard let wall = try? await walls.get(name), wall.cellCount <= Program.maxWallTiles else { return nil }
@@ -70,9 +73,11 @@ public struct StreamManagerModule: Sendable {
         wall.enableProgramPages { name in
             do { _ = try await store.get(name); return true } catch let error as HubError where error.status == .notFound { return false }
         }
-        let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail, walls: wall.store)
+        let programs = ProgramsController(store: store, registry: registry, recorder: recorder, renderers: renderers, guardrail: guardrail, walls: wall.store,
+                                          images: images)
         programs.addRoutes(to: api)
         programs.addOutputRoutes(to: api)
+        ImagesController(images: images).addRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
     }
 

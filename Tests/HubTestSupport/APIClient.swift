@@ -56,6 +56,15 @@ public struct APIClient: Sendable {
     public func patch(_ path: String, _ json: String, headers: HTTPFields = [:]) async throws -> APIResponse { try await call(.patch, path, json: json, headers: headers) }
     public func put(_ path: String, _ json: String? = nil, headers: HTTPFields = [:]) async throws -> APIResponse { try await call(.put, path, json: json, headers: headers) }
     public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> APIResponse { try await call(.delete, path, headers: headers) }
+
+    /// POSTs raw bytes (a file upload) with `contentType`, or with no Content-Type at all.
+    public func upload(_ path: String, _ bytes: [UInt8], contentType: String?) async throws -> APIResponse {
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if let contentType { headers[.contentType] = contentType }
+        let response = try await client.execute(uri: path, method: .post, headers: headers, body: ByteBuffer(bytes: bytes))
+        return APIResponse(status: response.status, headers: response.headers, text: String(buffer: response.body))
+    }
 }
 
 public let testPassword = "correct horse battery staple"

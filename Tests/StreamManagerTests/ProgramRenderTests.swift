@@ -174,6 +174,63 @@ struct ProgramRenderTests {
         }
     }
 
+    /// Image layers: an uploaded PNG drawn with its transparency, shown, hidden and moved live; a crop; a JPEG.
+    @Test func imageLayersAreDrawnWithTransparencyCropAndLiveChanges() async throws {
+        try await withTestApplication { app, client in
+            let team = try await Team.make(app, client)
+            let work = try TemporaryDirectory()
+            defer { work.remove() }
+            let editor = team.editor, viewer = team.viewer, path = work.path
+            _ = try await editor.post("/api/v1/programs", #"{"name":"brand","width":320,"height":180,"fps":10,"preset":"ultrafast","video_bitrate":400}"#)
+            // 80x60: the top half opaque red, the bottom half fully transparent.
+            let badge = TestImages.png(width: 80, height: 60) { _, y in y < 30 ? [255, 0, 0, 255] : [255, 255, 255, 0] }
+            let badgeID = try #require(try await editor.upload("/api/v1/images", badge, contentType: "image/png").json["id"] as? String)
+            let layer = try await editor.post("/api/v1/programs/brand/layers", #"{"kind":"image","image_id":"\#(badgeID)","x":200,"y":100,"visible":false}"#)
+            let layerID = try #require(layer.json["id"] as? Int, "\(layer.text)")
+            // Left half green, right half red; the crop keeps the left half, stretched over the whole layer.
+            let halves = TestImages.png(width: 40, height: 20) { x, _ in x < 20 ? [0, 255, 0, 255] : [255, 0, 0, 255] }
+            let halvesID = try #require(try await editor.upload("/api/v1/images", halves, contentType: "image/png").json["id"] as? String)
+            let cropped = try await editor.post("/api/v1/programs/brand/layers",
+                                                #"{"kind":"image","image_id":"\#(halvesID)","x":0,"y":0,"width":80,"height":40,"crop":{"right":50}}"#)
+            #expect(cropped.status == .created, "\(cropped.text)")
+            #expect(try await editor.post("/api/v1/programs/brand/start").status == .ok)
+            @Sendable func pixel(_ x: Int, _ y: Int) async throws -> [UInt8]? {
+                try await Self.sample(viewer, program: "brand", x: x, y: y, width: 320, directory: path)?.rgb
+            }
+            try await eventually("the program runs with the badge hidden and the cropped image green all over", within: 30) {
+                guard let badge = try await pixel(240, 110), let right = try await pixel(70, 20), let left = try await pixel(10, 20) else { return false }
+                return Self.isDark(badge) && Self.isGreen(right) && Self.isGreen(left)
+            }
+            #expect(try await editor.patch("/api/v1/programs/brand/layers/\(layerID)", #"{"visible":true}"#).status == .ok)
+            try await eventually("the badge appears, its transparent half showing what is under it", within: 15) {
+                guard let top = try await pixel(240, 110), let bottom = try await pixel(240, 150) else { return false }
+                return Self.isRed(top) && Self.isDark(bottom)
+            }
+            #expect(try await editor.patch("/api/v1/programs/brand/layers/\(layerID)", #"{"x":"6.25%"}"#).status == .ok)
+            try await eventually("the badge moves to x 20", within: 15) {
+                guard let moved = try await pixel(60, 110), let old = try await pixel(240, 110) else { return false }
+                return Self.isRed(moved) && Self.isDark(old)
+            }
+            #expect(try await Self.state(viewer, "brand")["restarts"] as? Int == 0, "showing and moving an image are live changes")
+
+            // A JPEG (made by ffmpeg) is drawn too.
+            let jpegPath = "\(path)/blue.jpg"
+            let made = try await ChildProcess.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "color=c=0x0000ff:s=64x48", "-frames:v", "1", "-y", jpegPath],
+                                                  timeout: .seconds(20))
+            #expect(made.status == 0)
+            let jpeg = try [UInt8](Data(contentsOf: URL(fileURLWithPath: jpegPath)))
+            let jpegAnswer = try await editor.upload("/api/v1/images", jpeg, contentType: "image/jpeg")
+            #expect(jpegAnswer.status == .created && jpegAnswer.json["content_type"] as? String == "image/jpeg", "\(jpegAnswer.text)")
+            let jpegID = try #require(jpegAnswer.json["id"] as? String)
+            #expect(try await editor.post("/api/v1/programs/brand/layers", #"{"kind":"image","image_id":"\#(jpegID)","x":240,"y":120}"#).status == .created)
+            try await eventually("the JPEG is drawn", within: 30) {
+                guard let blue = try await pixel(270, 140) else { return false }
+                return blue[2] > 180 && blue[0] < 80 && blue[1] < 80
+            }
+            #expect(try await editor.post("/api/v1/programs/brand/stop").status == .ok)
+        }
+    }
+
     /// The seed's channels for one program: state narrowed by `?program=`, JPEG previews at the asked rate,
     /// every layer change as it is applied, and client messages answered (or refused) clearly.
     @Test func programChannelsCarryStatePreviewAndLayerChanges() async throws {

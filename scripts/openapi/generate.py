@@ -181,19 +181,29 @@ LAYER_STYLE = obj({"color": COLOUR, "background": COLOUR, "font_size": {"type": 
 LAYER_KINDS = ["source", "wall", "captions", "text", "image", "slate"]
 LAYER = obj({"id": INT, "kind": {"type": "string", "enum": LAYER_KINDS}, "z": INT, "visible": BOOL, "x": INT, "y": INT, "width": INT, "height": INT,
              "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": nullable(STRING), "stream_id": nullable(INT), "recording_id": nullable(STRING),
-             "url": nullable(STRING), "community_id": nullable(INT), "wall": nullable(STRING), "image_id": nullable(STRING), "style": LAYER_STYLE,
-             "updated_at": TIME})
+             "url": nullable(STRING), "community_id": nullable(INT), "wall": nullable(STRING), "image_id": nullable(STRING),
+             "crop": {"oneOf": [{"type": "null"}, ref("Crop")]}, "style": LAYER_STYLE, "updated_at": TIME})
+PERCENT_SIDE = {"type": "number", "minimum": 0, "exclusiveMaximum": 100}
+CROP = obj({"left": PERCENT_SIDE, "top": PERCENT_SIDE, "right": PERCENT_SIDE, "bottom": PERCENT_SIDE})
+CROP["description"] = "Percent of the picture cut from each side before it is scaled to the layer; left+right and top+bottom under 95"
+MEASURE = {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?%$"}],
+           "description": "Output pixels, or percent of the program's width (x, width) or height (y, height) as \"25%\", turned into pixels when applied"}
+IMAGE = obj({"id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "name": nullable(STRING), "content_type": {"type": "string", "enum": ["image/png", "image/jpeg"]},
+             "width": INT, "height": INT, "size": INT, "sha256": STRING, "created_by": nullable(STRING), "created_at": TIME, "url": STRING})
+IMAGE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "description": "Image id (32 hex digits)"}
 LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; kind is required on POST. A layer keeps only its kind's fields: text (text, slate), "
                "stream_id, recording_id or url (source; a url is read through a recording of it, started when none runs, under the recorder's guard: "
                "422 url_refused), community_id (captions), wall (wall: an existing wall of at most 16 cells, shown as a mosaic that "
-               "follows it live). A new layer without a size covers the canvas (a text or captions layer: a band "
-               "as tall as its lines). It must overlap the canvas; width and height at most four times the program's. image layers "
-               "are refused for now (422).",
-               "properties": {"kind": {"type": "string", "enum": LAYER_KINDS}, "visible": BOOL, "x": INT, "y": INT, "width": {"type": "integer", "minimum": 1},
-                              "height": {"type": "integer", "minimum": 1}, "z": {"type": "integer", "minimum": -1000, "maximum": 1000},
+               "follows it live), image_id (image: an uploaded image). A new layer without a size covers the canvas (a text or captions layer: a band "
+               "as tall as its lines; an image layer: the image's own size, shrunk to fit). It must overlap the canvas; width and height at most four "
+               "times the program's. crop (source, wall and image layers) cuts the picture before it is scaled.",
+               "properties": {"kind": {"type": "string", "enum": LAYER_KINDS}, "visible": BOOL, "x": MEASURE, "y": MEASURE, "width": MEASURE,
+                              "height": MEASURE, "z": {"type": "integer", "minimum": -1000, "maximum": 1000},
                               "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": {"type": ["string", "null"], "maxLength": 500},
                               "stream_id": nullable(INT), "recording_id": nullable(STRING), "url": {"type": ["string", "null"], "maxLength": 2048},
-                              "community_id": nullable(INT), "wall": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"}, "style": LAYER_STYLE}}
+                              "community_id": nullable(INT), "wall": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"},
+                              "image_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}, "crop": {"oneOf": [{"type": "null"}, ref("Crop")]},
+                              "style": LAYER_STYLE}}
 RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
                     "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},
                     "startTime": nullable(TIME), "error": nullable(STRING), "restarts": INT, "liveChanges": INT,
@@ -603,6 +613,23 @@ paths = {
     },
     "/api/v1/programs/{name}/outputs/{id}": {"delete": op("Remove an RTMP push target (editor)", {"204": NO_CONTENT}, "programs",
                                                           params=[PROGRAM_NAME, path_id("id", "Output id")])},
+    "/api/v1/images": {
+        "get": op("Uploaded images, newest first, without their bytes (viewer)", {"200": ok(obj({"images": {"type": "array", "items": ref("Image")}}))}, "programs"),
+        "post": op("Upload a PNG or JPEG for image layers (editor): the raw bytes as the body (Content-Type image/png or image/jpeg), at most 4 MiB and "
+                   "4096 pixels a side; checked chunk by chunk (PNG CRCs, JPEG markers, no animation, nothing after the end) and decoded once by ffmpeg. "
+                   "The same bytes again answer the stored image (200). At most 500 images (409 too_many_images)",
+                   {"201": ok(ref("Image")), "200": ok(ref("Image"), "The same bytes were uploaded before")}, "programs",
+                   params=[query("name", {"type": "string", "maxLength": 100}, "A label for the image (its file name)")],
+                   body=None, extra={"requestBody": {"required": True, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                                                                                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}),
+    },
+    "/api/v1/images/{id}": {
+        "get": op("One image's details (viewer)", {"200": ok(ref("Image"))}, "programs", params=[IMAGE_ID]),
+        "delete": op("Delete an image (editor); 409 image_in_use while a layer shows it", {"204": NO_CONTENT}, "programs", params=[IMAGE_ID]),
+    },
+    "/api/v1/images/{id}/content": {"get": op("The image's bytes (viewer), with its SHA-256 as ETag", {"200": {"description": "The image", "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}}, "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        "304": {"description": "Not modified (If-None-Match)"}}, "programs", params=[IMAGE_ID])},
     "/programs/{name}/live.m3u8": {"get": op("A running program's HLS output (viewer): 1-second segments, the last 6", {"200": PLAYLIST}, "programs", params=[PROGRAM_NAME])},
     "/programs/{name}/{file}": {"get": op("A segment of a program's output (viewer)", {"200": {"description": "MPEG-TS", "content": {"video/mp2t": {"schema": STRING}}}},
                                           "programs", params=[PROGRAM_NAME, {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^seg-[0-9]+\\.ts$"}}])},
@@ -628,6 +655,7 @@ document = {
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
             "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL, "WallLink": WALL_LINK,
             "Program": PROGRAM, "Layer": LAYER, "RenderState": RENDER_STATE, "Output": OUTPUT,
+            "Crop": CROP, "Image": IMAGE,
         },
     },
 }

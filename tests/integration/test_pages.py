@@ -154,7 +154,13 @@ def row_text(driver, stream_id):
 
 def preview_is_red(driver, x, y):
     """Whether the control page's preview image is red at (x, y) in program pixels."""
-    rgb = driver.execute_script("""
+    rgb = preview_rgb(driver, x, y)
+    return rgb is not None and rgb[0] > 150 and rgb[1] < 90 and rgb[2] < 90
+
+
+def preview_rgb(driver, x, y):
+    """The control page's preview pixel at (x, y) in program pixels, or None before the first frame."""
+    return driver.execute_script("""
         const image = document.getElementById('preview');
         if (!image || !image.naturalWidth) return null;
         const canvas = document.createElement('canvas');
@@ -162,7 +168,19 @@ def preview_is_red(driver, x, y):
         const context = canvas.getContext('2d');
         context.drawImage(image, 0, 0);
         return [...context.getImageData(arguments[0], arguments[1], 1, 1).data];""", x, y)
-    return rgb is not None and rgb[0] > 150 and rgb[1] < 90 and rgb[2] < 90
+
+
+def solid_png(path, width, height, rgb):
+    """Writes a solid-colour RGB PNG (zlib from the standard library)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                  + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def click(driver, css):
@@ -565,6 +583,18 @@ def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
         wait_for(page, lambda d: not preview_is_red(d, moved["x"] + moved["width"] - 20, moved["y"] + 5), 5, "the paused preview without layers")
         click(page, "#do-resume")
         wait_until(lambda: hub.ok("GET", "/api/v1/programs/desk")["state"] == "running", 10, "running again")
+
+        # An image from the editor's disk: uploaded, laid on the program top left, listed on both pages, drawn.
+        logo = os.path.join(tempfile.mkdtemp(), "logo.png")
+        solid_png(logo, 96, 64, (0, 220, 0))
+        page.find_element(By.ID, "image-file").send_keys(logo)
+        wait_until(lambda: any(l["kind"] == "image" for l in hub.ok("GET", "/api/v1/programs/desk")["layers"]), 15, "the image layer")
+        image_layer = next(l for l in hub.ok("GET", "/api/v1/programs/desk")["layers"] if l["kind"] == "image")
+        assert (image_layer["x"], image_layer["y"], image_layer["width"], image_layer["height"]) == (0, 0, 96, 64)
+        assert hub.ok("GET", f"/api/v1/images/{image_layer['image_id']}")["name"] == "logo.png"
+        wait_for(watcher, lambda d: d.find_elements(By.CSS_SELECTOR, f'.layer-item[data-layer-id="{image_layer["id"]}"]'), 10, "the image in the watcher's list")
+        green = lambda d: (lambda rgb: rgb is not None and rgb[1] > 150 and rgb[0] < 90 and rgb[2] < 90)(preview_rgb(d, 48, 32))  # noqa: E731
+        wait_for(page, green, 30, "the image drawn in the preview")
 
         # A viewer watches but cannot change: no buttons, no toggles, and the server refuses a crafted call.
         assert watcher.execute_script("return document.body.dataset.canEdit") == "false"

@@ -5,11 +5,14 @@ import Metrics
 import Synchronization
 
 /// Counts requests by route, method and status, times them by route, and refuses bodies whose declared
-/// length is over the limit before reading a byte of them.
+/// length is over the limit before reading a byte of them (`--max-body-size`, or a path's own larger limit:
+/// image uploads).
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = HubRequestContext
     let factory: any MetricsFactory
     let maxBodySize: Int
+    /// Paths (exact) whose bodies may be larger than `maxBodySize`; their handlers enforce their own limit.
+    let largerBodies: [String: Int]
     /// Metric handles by route, method and status: made once, not per request (making one is a registry
     /// lookup with a lock and label validation).
     let handles = MetricHandles()
@@ -19,9 +22,10 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         let timers = Mutex<[String: Timer]>([:])
     }
 
-    init(factory: any MetricsFactory, maxBodySize: Int) {
+    init(factory: any MetricsFactory, maxBodySize: Int, largerBodies: [String: Int] = [:]) {
         self.factory = factory
         self.maxBodySize = maxBodySize
+        self.largerBodies = largerBodies
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -53,9 +57,10 @@ struct RequestMetricsMiddleware: RouterMiddleware {
                 context.logger.debug("request", metadata: ["status": "\(status)", "method": "\(request.method)", "path": "\(request.uri.path)"])
             }
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodySize {
+        let limit = largerBodies[request.uri.path].map { max($0, maxBodySize) } ?? maxBodySize
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             status = 413
-            throw HubError.payloadTooLarge(limit: maxBodySize)
+            throw HubError.payloadTooLarge(limit: limit)
         }
         do {
             let response = try await next(request, context)

@@ -143,9 +143,43 @@ public struct Layer: Sendable, Equatable {
     public var communityID: Int64?
     public var wall: String?
     public var imageID: String?
+    /// What is cut from each side of the picture before it is scaled to the layer (source, wall and image layers).
+    public var crop: Crop?
     /// Colours and font: `color`, `background`, `font_size`, `lines` (captions).
     public var style: Style
     public var updatedAt: Double
+
+    /// Percent of the picture's width (left, right) or height (top, bottom) cut from each side.
+    public struct Crop: Sendable, Equatable {
+        public var left: Double
+        public var top: Double
+        public var right: Double
+        public var bottom: Double
+
+        var json: String {
+            JSONText.object([("left", .double(left)), ("top", .double(top)), ("right", .double(right)), ("bottom", .double(bottom))])
+        }
+
+        init(left: Double, top: Double, right: Double, bottom: Double) {
+            self.left = left
+            self.top = top
+            self.right = right
+            self.bottom = bottom
+        }
+
+        init?(json text: String?) {
+            guard let text, let data = text.data(using: .utf8),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            func value(_ key: String) -> Double { (object[key] as? NSNumber)?.doubleValue ?? 0 }
+            self.init(left: value("left"), top: value("top"), right: value("right"), bottom: value("bottom"))
+        }
+
+        /// ffmpeg's `crop` filter for this cut (in proportions of whatever size the picture has).
+        var filter: String {
+            func f(_ value: Double) -> String { String(format: "%.4f", value / 100) }
+            return "crop=iw*\(f(100 - left - right)):ih*\(f(100 - top - bottom)):iw*\(f(left)):ih*\(f(top))"
+        }
+    }
 
     public struct Style: Sendable, Equatable {
         public var color = "#ffffff"
@@ -177,7 +211,7 @@ public struct Layer: Sendable, Equatable {
         }
     }
 
-    static let columns = "id, kind, z, visible, x, y, width, height, opacity, text, stream_id, recording_id, url, community_id, wall, image_id, style, updated_at"
+    static let columns = "id, kind, z, visible, x, y, width, height, opacity, text, stream_id, recording_id, url, community_id, wall, image_id, crop, style, updated_at"
 
     public var json: String {
         JSONText.object([
@@ -194,6 +228,7 @@ public struct Layer: Sendable, Equatable {
             ("community_id", communityID.map { .int(Int($0)) } ?? .null),
             ("wall", wall.map(JSONText.Value.string) ?? .null),
             ("image_id", imageID.map(JSONText.Value.string) ?? .null),
+            ("crop", crop.map { .raw($0.json) } ?? .null),
             ("style", .raw(style.json)),
             ("updated_at", .string(Timestamp.iso8601(updatedAt))),
         ])
@@ -218,6 +253,7 @@ extension Layer {
         communityID = try row.decode(column: "community_id", as: Int64?.self)
         wall = try row.decode(column: "wall", as: String?.self)
         imageID = try row.decode(column: "image_id", as: String?.self)
+        crop = Crop(json: try row.decode(column: "crop", as: String?.self))
         style = Style(json: try row.decode(column: "style", as: String?.self))
         updatedAt = try row.decode(column: "updated_at", as: Double.self)
     }
@@ -260,5 +296,27 @@ public struct Output: Sendable, Equatable {
 
     var json: String {
         JSONText.object([("id", .int(Int(id))), ("url", .string(masked)), ("created_at", .string(Timestamp.iso8601(createdAt)))])
+    }
+}
+
+extension Program {
+    /// A running program not read from the database (plans built in tests and tools).
+    init(name: String, width: Int, height: Int, fps: Int, layers: [Layer], videoBitrate: Int = 3000, preset: String = "veryfast") {
+        self.name = name
+        title = nil
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.videoBitrate = videoBitrate
+        self.preset = preset
+        audioLayer = nil
+        state = .running
+        version = 1
+        createdBy = nil
+        createdAt = 0
+        updatedAt = 0
+        self.layers = layers
+        outputs = []
+        chatChannels = []
     }
 }

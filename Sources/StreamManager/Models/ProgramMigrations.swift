@@ -3,7 +3,7 @@ import SQLKit
 
 /// The Stream Manager's tables. Times are seconds since 1970 (DOUBLE PRECISION).
 public enum ProgramMigrations {
-    public static let all: [any Migration] = [CreateProgramTables(), CreateProgramOutputs(), AddProgramChatChannels()]
+    public static let all: [any Migration] = [CreateProgramTables(), CreateProgramOutputs(), AddProgramChatChannels(), CreateProgramImages()]
 }
 
 struct CreateProgramTables: Migration {
@@ -86,5 +86,30 @@ struct AddProgramChatChannels: Migration {
 
     func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
         try await database.raw("ALTER TABLE programs ADD COLUMN chat_channels TEXT").run()
+    }
+}
+
+/// Uploaded images (the bytes too: every instance renders from the same table) and layers' crop.
+struct CreateProgramImages: Migration {
+    let name = "0703-program-images"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        let table = """
+            CREATE TABLE program_images (
+                id TEXT PRIMARY KEY,
+                name TEXT,
+                format TEXT NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                size INTEGER NOT NULL,
+                sha256 TEXT NOT NULL UNIQUE,
+                data \(kind == .postgres ? "BYTEA" : "BLOB") NOT NULL,
+                created_by TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )
+            """
+        try await database.raw(SQLQueryString(table)).run()
+        try await database.raw("ALTER TABLE program_layers ADD COLUMN crop TEXT").run()
+        try await database.raw("CREATE INDEX program_layers_image ON program_layers (image_id)").run()
     }
 }

@@ -28,6 +28,7 @@ public final class ProgramRenderers: Service, Sendable {
     let fontFile: String?
     let runningRecording: @Sendable (Int64) async -> String?
     let wallPicture: @Sendable (String) async -> WallPicture?
+    let images: ImageStore?
     let metrics: any MetricsFactory
     private let renderers = Mutex<[String: Renderer]>([:])
     /// The version of each program last handed to its renderer (or seen stopped).
@@ -41,9 +42,10 @@ public final class ProgramRenderers: Service, Sendable {
     private let startContinuation: AsyncStream<Renderer>.Continuation
 
     init(store: ProgramStore, bus: EventBus, dataDirectory: String, selfURL: String, ffmpeg: String = "ffmpeg", logger: Logger,
-         metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?,
+         metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?, images: ImageStore? = nil,
          wallPicture: @escaping @Sendable (String) async -> WallPicture? = { _ in nil }) {
         self.wallPicture = wallPicture
+        self.images = images
         self.metrics = metrics
         self.store = store
         self.bus = bus
@@ -227,6 +229,11 @@ public final class ProgramRenderers: Service, Sendable {
         for layer in program?.layers ?? [] where layer.kind == .wall {
             if let wall = layer.wall, let picture = await wallPicture(wall) { walls[layer.id] = picture }
         }
+        // Image layers read their image from a copy on disk, shared by every program (written once from the database).
+        var imageFiles: [Int64: String] = [:]
+        for layer in program?.layers ?? [] where layer.kind == .image {
+            if let id = layer.imageID, let path = await images?.file(id, in: "\(directory)/_images") { imageFiles[layer.id] = path }
+        }
         let renderer = renderers.withLock { renderers -> Renderer? in
             if let existing = renderers[name] { return existing }
             guard let program, program.state != .stopped else { return nil }
@@ -236,7 +243,7 @@ public final class ProgramRenderers: Service, Sendable {
         }
         guard let renderer else { return }
         if renderer.isNew { startContinuation.yield(renderer) }
-        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, walls: walls, deleted: program == nil)
+        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, walls: walls, images: imageFiles, deleted: program == nil)
     }
 
     /// The recording each stream source layer plays: the stream's running recording.
@@ -285,6 +292,8 @@ public final class ProgramRenderers: Service, Sendable {
             var recordings: [Int64: String] = [:]
             /// What each wall layer's wall shows now.
             var walls: [Int64: WallPicture] = [:]
+            /// The file each image layer shows.
+            var images: [Int64: String] = [:]
             var state: RenderState
             var stopping = false
             /// The program was deleted: its output goes once its ffmpeg has stopped.
@@ -338,11 +347,12 @@ public final class ProgramRenderers: Service, Sendable {
         var isNew: Bool { shared.withLock { state in defer { state.started = true }; return !state.started } }
         var state: RenderState { shared.withLock { $0.state } }
 
-        func want(_ program: Program?, recordings: [Int64: String], walls: [Int64: WallPicture] = [:], deleted: Bool = false) {
+        func want(_ program: Program?, recordings: [Int64: String], walls: [Int64: WallPicture] = [:], images: [Int64: String] = [:], deleted: Bool = false) {
             shared.withLock { state in
                 state.desired = program
                 state.recordings = recordings
                 state.walls = walls
+                state.images = images
                 state.deleted = deleted
                 if let program { state.state.targetFPS = program.fps; state.state.isPaused = program.state == .paused }
             }
@@ -364,12 +374,13 @@ public final class ProgramRenderers: Service, Sendable {
 
         /// The plan for what is wanted now, or `nil` when the program should not run.
         private func currentPlan(controlPort: Int) -> RenderPlan? {
-            let (program, recordings, walls) = shared.withLock { ($0.desired, $0.recordings, $0.walls) }
+            let (program, recordings, walls, images) = shared.withLock { ($0.desired, $0.recordings, $0.walls, $0.images) }
             guard let program else { return nil }
             var environment = RenderPlan.Environment(
                 directory: "\(owner.directory)/\(name)", selfURL: owner.selfURL, fontFile: owner.fontFile, recordingForLayer: recordings,
                 captions: owner.captionLines(), controlPort: controlPort)
             environment.wallGrids = walls.mapValues { ($0.columns, $0.rows) }
+            environment.imageFiles = images
             return RenderPlan.make(program, paused: program.state == .paused, environment: environment)
         }
 
@@ -393,7 +404,7 @@ public final class ProgramRenderers: Service, Sendable {
             let wanted = Dictionary(uniqueKeysWithValues: plan.tiles.map { ($0.fifo, $0) })
             let stale = feeds.withLock { feeds -> [TileFeed] in
                 let gone = feeds.filter { path, feed in
-                    wanted[path].map { $0.width != feed.width || $0.height != feed.height || $0.audio != feed.audio } ?? true
+                    wanted[path].map { $0.width != feed.width || $0.height != feed.height || $0.audio != feed.audio || $0.crop != feed.crop } ?? true
                 }
                 for path in gone.keys { feeds.removeValue(forKey: path) }
                 return Array(gone.values)
@@ -408,7 +419,7 @@ public final class ProgramRenderers: Service, Sendable {
                     slate = made
                 }
                 let feed = TileFeed(fifo: path, width: tile.width, height: tile.height, fps: shared.withLock { $0.desired?.fps ?? 30 }, ffmpeg: ffmpeg,
-                                    slate: slate ?? [], logger: owner.logger, audio: tile.audio)
+                                    slate: slate ?? [], logger: owner.logger, audio: tile.audio, crop: tile.crop)
                 feeds.withLock { $0[path] = feed }
                 group.addTask { await feed.run() }
             }

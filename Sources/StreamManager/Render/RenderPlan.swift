@@ -36,6 +36,8 @@ struct RenderPlan: Equatable {
         var width: Int
         var height: Int
         var audio = false
+        /// The feed's decoder cuts this from the picture before scaling it (a source layer's crop).
+        var crop: String? = nil
     }
 
     struct Control: Equatable {
@@ -58,6 +60,8 @@ struct RenderPlan: Equatable {
         var captions: [Int64: [String]]
         /// The grid of each wall layer's wall (columns, rows); absent → a dark box.
         var wallGrids: [Int64: (columns: Int, rows: Int)] = [:]
+        /// The file of each image layer's image; absent → the layer is left out.
+        var imageFiles: [Int64: String] = [:]
         /// The loopback port ffmpeg's zmq filter listens on for controls.
         var controlPort: Int
         /// Seconds per HLS segment.
@@ -143,7 +147,7 @@ struct RenderPlan: Equatable {
                 // fails or stalls shows "No signal" in its place while the program goes on.
                 let width = max(2, layer.width / 2 * 2), height = max(2, layer.height / 2 * 2)
                 let fifo = "\(env.directory)/source-\(layer.id).fifo"
-                tiles.append(Tile(layer: layer.id, cell: 0, fifo: fifo, width: width, height: height))
+                tiles.append(Tile(layer: layer.id, cell: 0, fifo: fifo, width: width, height: height, crop: layer.crop?.filter))
                 arguments += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", "\(width)x\(height)", "-framerate", "\(program.fps)",
                               "-thread_queue_size", "64", "-probesize", "32", "-analyzeduration", "0", "-i", fifo]
                 let input = nextInput
@@ -211,11 +215,22 @@ struct RenderPlan: Equatable {
                 }
                 let mosaic = "wall\(layer.id)"
                 let stack = labels.count == 1 ? labels[0] + "null" : labels.joined() + "xstack=inputs=\(labels.count):layout=" + layout.joined(separator: "|")
-                graph.filters.append(stack + ",format=yuva420p" + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(mosaic)]")
+                let cut = layer.crop.map { ",\($0.filter),scale=\(layer.width):\(layer.height)" } ?? ""
+                graph.filters.append(stack + cut + ",format=yuva420p" + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(mosaic)]")
                 let target = "overlay@l\(layer.id)"
                 graph.chain("\(target)=" + position(&graph, target, layer) + ":repeatlast=1:" + graph.enable(target, on), extraInput: mosaic)
             case .image:
-                continue
+                // One decoded frame, held by the overlay for as long as the program runs (eof_action=repeat).
+                guard let file = env.imageFiles[layer.id] else { continue }
+                arguments += ["-f", "image2", "-pattern_type", "none", "-i", file]
+                let input = nextInput
+                nextInput += 1
+                let picture = "img\(layer.id)"
+                graph.filters.append("[\(input):v]" + (layer.crop.map { $0.filter + "," } ?? "") + "scale=\(layer.width):\(layer.height),format=yuva420p"
+                                     + (layer.opacity < 1 ? ",colorchannelmixer=aa=\(fmt(layer.opacity))" : "") + "[\(picture)]")
+                let target = "overlay@l\(layer.id)"
+                graph.chain("\(target)=" + position(&graph, target, layer) + ":eof_action=repeat:repeatlast=1:" + graph.enable(target, on),
+                            extraInput: picture)
             }
         }
         // "Paused" over everything when the program is paused and shows no slate of its own.

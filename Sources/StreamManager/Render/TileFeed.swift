@@ -24,6 +24,8 @@ final class TileFeed: Sendable {
     /// An audio feed (48 kHz stereo s16le, written in 20 ms chunks, silence when the source has none) rather
     /// than a video one.
     let audio: Bool
+    /// A crop filter applied before scaling (a source layer's crop), or nil.
+    let crop: String?
     /// Bytes per unit written: a yuv420p frame, or 20 ms of audio.
     var frameSize: Int { audio ? Self.audioChunk : width * height * 3 / 2 }
     static let audioChunk = 48_000 / 50 * 4
@@ -50,8 +52,9 @@ final class TileFeed: Sendable {
     private let changes: AsyncStream<Void>.Continuation
     private let changeStream: AsyncStream<Void>
 
-    init(fifo: String, width: Int, height: Int, fps: Int, ffmpeg: String, slate: [UInt8], logger: Logger, audio: Bool = false) {
+    init(fifo: String, width: Int, height: Int, fps: Int, ffmpeg: String, slate: [UInt8], logger: Logger, audio: Bool = false, crop: String? = nil) {
         self.audio = audio
+        self.crop = crop
         self.fifo = fifo
         self.width = width
         self.height = height
@@ -119,7 +122,7 @@ final class TileFeed: Sendable {
 
     /// Runs one decoder for `source` until it ends or the source changes.
     private func decode(_ source: String, generation: Int) async {
-        let filter = "scale=\(width):\(height):force_original_aspect_ratio=decrease,pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2,fps=\(fps),format=yuv420p"
+        let filter = (crop.map { $0 + "," } ?? "") + "scale=\(width):\(height):force_original_aspect_ratio=decrease,pad=\(width):\(height):(ow-iw)/2:(oh-ih)/2,fps=\(fps),format=yuv420p"
         let output = audio ? ["-vn", "-ac", "2", "-ar", "48000", "-f", "s16le", "pipe:1"] : ["-an", "-vf", filter, "-f", "rawvideo", "pipe:1"]
         let arguments = ["-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-reconnect", "1", "-reconnect_streamed", "1",
                          "-reconnect_delay_max", "2", "-analyzeduration", "1000000", "-i", source] + output

@@ -17,6 +17,7 @@ struct ProgramsController {
     /// RTMP targets pass the same guard as every URL StreamHub fetches (ffmpeg connects to them).
     let guardrail: SourceURLGuard
     let walls: WallStore
+    let images: ImageStore
 
     static let bodyLimit = 16 * 1024
 
@@ -61,10 +62,10 @@ struct ProgramsController {
     struct LayerBody: Decodable {
         var kind: String?
         var visible: Bool?
-        var x: Int?
-        var y: Int?
-        var width: Int?
-        var height: Int?
+        var x: Measure?
+        var y: Measure?
+        var width: Measure?
+        var height: Measure?
         var z: Int?
         var opacity: Double?
         var text: String??
@@ -74,11 +75,12 @@ struct ProgramsController {
         var communityID: Int64??
         var wall: String??
         var imageID: String??
+        var crop: CropBody??
         var style: StyleBody?
 
         enum CodingKeys: String, CodingKey {
             case kind, visible, x, y, width, height, z, opacity, text, streamID = "stream_id", recordingID = "recording_id", url
-            case communityID = "community_id", wall, imageID = "image_id", style
+            case communityID = "community_id", wall, imageID = "image_id", crop, style
         }
 
         init(from decoder: any Decoder) throws {
@@ -88,10 +90,10 @@ struct ProgramsController {
             }
             kind = try container.decodeIfPresent(String.self, forKey: .kind)
             visible = try container.decodeIfPresent(Bool.self, forKey: .visible)
-            x = try container.decodeIfPresent(Int.self, forKey: .x)
-            y = try container.decodeIfPresent(Int.self, forKey: .y)
-            width = try container.decodeIfPresent(Int.self, forKey: .width)
-            height = try container.decodeIfPresent(Int.self, forKey: .height)
+            x = try container.decodeIfPresent(Measure.self, forKey: .x)
+            y = try container.decodeIfPresent(Measure.self, forKey: .y)
+            width = try container.decodeIfPresent(Measure.self, forKey: .width)
+            height = try container.decodeIfPresent(Measure.self, forKey: .height)
             z = try container.decodeIfPresent(Int.self, forKey: .z)
             opacity = try container.decodeIfPresent(Double.self, forKey: .opacity)
             text = try optional(.text, String.self)
@@ -101,8 +103,43 @@ struct ProgramsController {
             communityID = try optional(.communityID, Int64.self)
             wall = try optional(.wall, String.self)
             imageID = try optional(.imageID, String.self)
+            crop = try optional(.crop, CropBody.self)
             style = try container.decodeIfPresent(StyleBody.self, forKey: .style)
         }
+    }
+
+    /// A position or size: output pixels (`120`) or percent of the program's width or height (`"25%"`),
+    /// turned into pixels when the request is applied.
+    enum Measure: Decodable, Equatable {
+        case pixels(Int)
+        case percent(Double)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let pixels = try? container.decode(Int.self) {
+                self = .pixels(pixels)
+                return
+            }
+            guard let text = try? container.decode(String.self), text.hasSuffix("%"), let value = Double(text.dropLast()), value.isFinite,
+                  (-400...400).contains(value) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected whole pixels (120) or a percent of the program's size (\"25%\")")
+            }
+            self = .percent(value)
+        }
+
+        func pixels(of total: Int) -> Int {
+            switch self {
+            case .pixels(let value): return value
+            case .percent(let value): return Int((Double(total) * value / 100).rounded())
+            }
+        }
+    }
+
+    struct CropBody: Decodable {
+        let left: Double?
+        let top: Double?
+        let right: Double?
+        let bottom: Double?
     }
 
     struct StyleBody: Decodable {
@@ -165,7 +202,10 @@ struct ProgramsController {
             group.post("programs/:name/\(action)") { _, context in
                 let principal = try context.require(.editor)
                 let name = try Self.name(context)
-                if action == "start" { try await renderers.requireFFmpeg() }
+                if action == "start" {
+                    _ = try await store.get(name)  // an unknown program is 404 before ffmpeg's absence is 503
+                    try await renderers.requireFFmpeg()
+                }
                 if action == "resume", try await store.get(name).state == .stopped {
                     throw HubError(.conflict, code: "not_running", message: "program '\(name)' is not running; start it")
                 }
@@ -274,7 +314,7 @@ struct ProgramsController {
 
     static let defaultLayer = Layer(
         id: 0, kind: .text, z: Int.min, visible: true, x: 0, y: 0, width: 0, height: 0, opacity: 1, text: nil, streamID: nil, recordingID: nil,
-        url: nil, communityID: nil, wall: nil, imageID: nil, style: Layer.Style(), updatedAt: 0)
+        url: nil, communityID: nil, wall: nil, imageID: nil, crop: nil, style: Layer.Style(), updatedAt: 0)
 
     /// Applies `body` onto `base` and checks the whole result against the canvas and its kind's rules.
     func validate(_ body: LayerBody, onto base: Layer, canvas: (width: Int, height: Int), creating: Bool, actor: String) async throws -> Layer {
@@ -292,15 +332,27 @@ struct ProgramsController {
             guard (-1000...1000).contains(z) else { throw HubError.validation("z must be from -1000 to 1000") }
             layer.z = z
         }
-        layer.x = body.x ?? layer.x
-        layer.y = body.y ?? layer.y
+        layer.x = body.x?.pixels(of: canvas.width) ?? layer.x
+        layer.y = body.y?.pixels(of: canvas.height) ?? layer.y
         // A new layer without a size covers the canvas, but a text or captions layer is a band as tall as
         // its lines.
         let band = layer.kind == .text || layer.kind == .captions
         let lines = layer.kind == .captions ? (body.style?.lines ?? layer.style.lines) : 1
         let fontSize = body.style?.fontSize ?? layer.style.fontSize
-        layer.width = body.width ?? (creating ? max(1, canvas.width - max(0, layer.x)) : layer.width)
-        layer.height = body.height ?? (creating ? (band ? fontSize * lines * 5 / 4 + max(8, fontSize / 2) : canvas.height) : layer.height)
+        // An image keeps its own size (within the canvas) unless told otherwise.
+        var natural: (width: Int, height: Int)?
+        if layer.kind == .image {
+            let id: String? = body.imageID ?? layer.imageID
+            guard let id, let image = try? await images.get(id) else {
+                throw HubError.validation("an image layer needs image_id: the id of an uploaded image (POST /api/v1/images)")
+            }
+            let scale = min(1, Double(canvas.width) / Double(image.width), Double(canvas.height) / Double(image.height))
+            natural = (max(1, Int((Double(image.width) * scale).rounded())), max(1, Int((Double(image.height) * scale).rounded())))
+        }
+        layer.width = body.width?.pixels(of: canvas.width)
+            ?? (creating ? natural?.width ?? max(1, canvas.width - max(0, layer.x)) : layer.width)
+        layer.height = body.height?.pixels(of: canvas.height)
+            ?? (creating ? natural?.height ?? (band ? fontSize * lines * 5 / 4 + max(8, fontSize / 2) : canvas.height) : layer.height)
         guard (1...(canvas.width * 4)).contains(layer.width), (1...(canvas.height * 4)).contains(layer.height) else {
             throw HubError.validation("width and height must be from 1 to four times the program's size (\(canvas.width * 4)x\(canvas.height * 4))")
         }
@@ -336,6 +388,17 @@ struct ProgramsController {
         if let value = body.communityID { layer.communityID = value }
         if let value = body.wall { layer.wall = value }
         if let value = body.imageID { layer.imageID = value }
+        if let value = body.crop {
+            if let crop = value {
+                let sides = [crop.left ?? 0, crop.top ?? 0, crop.right ?? 0, crop.bottom ?? 0]
+                guard sides.allSatisfy({ $0.isFinite && (0..<100).contains($0) }), sides[0] + sides[2] < 95, sides[1] + sides[3] < 95 else {
+                    throw HubError.validation("crop: left, top, right and bottom are percent of the picture (0 to 100); left+right and top+bottom must stay under 95")
+                }
+                layer.crop = sides.allSatisfy { $0 == 0 } ? nil : Layer.Crop(left: sides[0], top: sides[1], right: sides[2], bottom: sides[3])
+            } else {
+                layer.crop = nil
+            }
+        }
         // Only the fields of the layer's kind are kept.
         let kind = layer.kind
         if kind != .text && kind != .slate { layer.text = nil }
@@ -343,6 +406,10 @@ struct ProgramsController {
         if kind != .captions { layer.communityID = nil }
         if kind != .wall { layer.wall = nil }
         if kind != .image { layer.imageID = nil }
+        if ![.source, .wall, .image].contains(kind) {
+            if case .some(.some) = body.crop { throw HubError.validation("crop applies to source, wall and image layers") }
+            layer.crop = nil
+        }
         switch kind {
         case .text, .slate:
             if let text = layer.text {
@@ -389,7 +456,10 @@ struct ProgramsController {
                 throw HubError.validation("a wall layer shows walls of at most \(Program.maxWallTiles) cells ('\(name)' has \(wall.cellCount)); each tile is one live decode")
             }
         case .image:
-            throw HubError.validation("image layers are not supported yet (they need image uploads)")
+            // Checked above, where its size was worked out.
+            guard layer.imageID != nil else {
+                throw HubError.validation("an image layer needs image_id: the id of an uploaded image (POST /api/v1/images)")
+            }
         }
         return layer
     }

@@ -13,7 +13,11 @@ export class ApiError extends Error {
 export async function api(method, path, body, headers = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
   if (method !== "GET" && method !== "HEAD") init.headers["X-StreamHub-Page"] = "1";
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    // A file upload: the raw bytes, typed as the file is.
+    init.headers["Content-Type"] = body.type || "application/octet-stream";
+    init.body = body;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -26,6 +26,7 @@ function describe(layer) {
   if (layer.kind === "source") return layer.recording_id ? `recording ${layer.recording_id.slice(0, 8)}…` : layer.stream_id ? `stream ${layer.stream_id}` : layer.url || "";
   if (layer.kind === "captions") return `community ${layer.community_id}`;
   if (layer.kind === "wall") return `wall ${layer.wall}`;
+  if (layer.kind === "image") return layer.image_id ? `image ${layer.image_id.slice(0, 8)}…` : "";
   return "";
 }
 
@@ -270,6 +271,17 @@ function layout() {
     change(api("POST", `${path}/layers`, { kind: "text", text, x: Math.round(program.width * 0.05), y: Math.round(program.height * 0.8),
       width: Math.round(program.width * 0.6), height: Math.max(40, Math.round(program.height / 12)) }), () => { field.value = ""; });
   } }, el("input", { placeholder: "Lower third text", "aria-label": "New text layer", maxlength: "500" }), el("button", { type: "submit", text: "Add text" })) : null;
+  // An image: uploaded (PNG or JPEG, up to 4 MiB), then laid on the program at its own size, top left.
+  const addImage = canEdit ? el("label", { class: "button add-image" }, "Add image…",
+    el("input", { type: "file", id: "image-file", accept: "image/png,image/jpeg", class: "visually-hidden", onchange: async (event) => {
+      const file = event.target.files[0];
+      event.target.value = "";
+      if (!file) return;
+      if (file.size > 4 * 1024 * 1024) { toast("That picture is over 4 MiB.", "error"); return; }
+      const uploaded = await attempt(() => api("POST", `/api/v1/images?name=${encodeURIComponent(file.name.slice(0, 100))}`, file));
+      if (uploaded === undefined) return;
+      change(api("POST", `${path}/layers`, { kind: "image", image_id: uploaded.body.id, x: 0, y: 0 }), () => toast(`${file.name}: added`));
+    } })) : null;
   return [
     topbar(who, "", [el("a", { class: "button", href: program.hls_url, target: "_blank", text: "Output (HLS)" })]),
     el("div", { class: "program-control" },
@@ -292,6 +304,7 @@ function layout() {
         el("p", { class: "muted", text: canEdit ? "Top first. Toggle to show or hide; pick one and drag it on the preview, or its corner to resize." : "Top first." }),
         el("ul", { id: "layer-list", class: "stack" }),
         addText,
+        addImage,
         el("h2", { text: "Here now" }),
         el("div", { id: "presence", class: "row" }),
         el("h2", { text: "Chat" }),
