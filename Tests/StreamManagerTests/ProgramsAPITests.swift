@@ -97,6 +97,16 @@ import Testing
             #expect(try await team.anonymous.get("/programs/evening/live.m3u8").status == .unauthorized)
             #expect(try await team.viewer.get("/programs/evening/live.m3u8").status == .notFound, "not running: no output yet")
 
+            // A source minutes behind live: rewind_seconds (0 is live again); beyond a week is refused.
+            let registered = try await team.editor.post("/api/v1/streams", #"{"link":"https://www.twitch.tv/eveningdesk"}"#)
+            let streamID = try #require(registered.json["id"] as? Int, "\(registered.text)")
+            let rewound = try await team.editor.post("/api/v1/programs/evening/layers", #"{"kind":"source","stream_id":\#(streamID),"rewind_seconds":300}"#)
+            #expect(rewound.status == .created && rewound.json["rewind_seconds"] as? Int == 300, "\(rewound.text)")
+            let rewoundID = try #require(rewound.json["id"] as? Int)
+            #expect(try await team.editor.patch("/api/v1/programs/evening/layers/\(rewoundID)", #"{"rewind_seconds":604801}"#).errorCode == "validation_failed")
+            #expect(try await team.editor.patch("/api/v1/programs/evening/layers/\(rewoundID)", #"{"rewind_seconds":0}"#).json["rewind_seconds"] is NSNull)
+            #expect(try await team.editor.delete("/api/v1/programs/evening/layers/\(rewoundID)").status == .noContent)
+
             let settings = try await team.editor.patch("/api/v1/programs/evening", #"{"title":"Evening news","fps":25,"preset":"faster"}"#)
             #expect(settings.json["title"] as? String == "Evening news" && settings.json["fps"] as? Int == 25 && settings.json["preset"] as? String == "faster")
             #expect(try await team.editor.delete("/api/v1/programs/evening/layers/\(slateID)").status == .noContent)
@@ -152,6 +162,8 @@ import Testing
                 (#"{"kind":"source"}"#, "validation_failed"),
                 (#"{"kind":"captions","community_id":424242}"#, "validation_failed"),
                 (#"{"kind":"image","image_id":"x"}"#, "validation_failed"),
+                (#"{"kind":"text","text":"t","rewind_seconds":30}"#, "validation_failed"),
+                (#"{"kind":"text","text":"t","rewind_seconds":"30"}"#, "invalid_json"),
                 (#"{"kind":"text","text":5}"#, "invalid_json"),
                 (#"{"kind":"text","visible":"yes","text":"a"}"#, "invalid_json"),
             ]

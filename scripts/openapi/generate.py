@@ -182,7 +182,7 @@ LAYER_KINDS = ["source", "wall", "captions", "text", "image", "slate"]
 LAYER = obj({"id": INT, "kind": {"type": "string", "enum": LAYER_KINDS}, "z": INT, "visible": BOOL, "x": INT, "y": INT, "width": INT, "height": INT,
              "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": nullable(STRING), "stream_id": nullable(INT), "recording_id": nullable(STRING),
              "url": nullable(STRING), "community_id": nullable(INT), "wall": nullable(STRING), "image_id": nullable(STRING),
-             "crop": {"oneOf": [{"type": "null"}, ref("Crop")]}, "style": LAYER_STYLE, "updated_at": TIME})
+             "crop": {"oneOf": [{"type": "null"}, ref("Crop")]}, "rewind_seconds": nullable(INT), "style": LAYER_STYLE, "updated_at": TIME})
 PERCENT_SIDE = {"type": "number", "minimum": 0, "exclusiveMaximum": 100}
 CROP = obj({"left": PERCENT_SIDE, "top": PERCENT_SIDE, "right": PERCENT_SIDE, "bottom": PERCENT_SIDE})
 CROP["description"] = "Percent of the picture cut from each side before it is scaled to the layer; left+right and top+bottom under 95"
@@ -203,6 +203,8 @@ LAYER_INPUT = {"type": "object", "description": "Every key optional on PATCH; ki
                               "stream_id": nullable(INT), "recording_id": nullable(STRING), "url": {"type": ["string", "null"], "maxLength": 2048},
                               "community_id": nullable(INT), "wall": {"type": ["string", "null"], "pattern": "^[a-z0-9][a-z0-9-]{0,39}$"},
                               "image_id": {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"}, "crop": {"oneOf": [{"type": "null"}, ref("Crop")]},
+                              "rewind_seconds": {"type": ["integer", "null"], "minimum": 0, "maximum": 604800,
+                                                 "description": "A source layer plays its recording this far behind live (0 or null: live); a live change"},
                               "style": LAYER_STYLE}}
 RENDER_STATE = obj({"isLive": BOOL, "isPaused": BOOL, "fps": {"type": "number"}, "targetFPS": INT, "frameCount": INT, "droppedFrames": INT,
                     "averageRenderTime": {"type": "number", "description": "ms of wall time per frame"}, "speed": {"type": "number"},

@@ -421,3 +421,45 @@ def test_the_chat_channel_carries_linked_chat_moderation_and_presence(start_serv
     finally:
         gateway.stop()
         server.stop()
+
+
+def test_a_source_layer_plays_its_recording_minutes_behind_live(start_server, data_dir):
+    """Two layers of one recording: live on the left, 10 s behind on the right. The source turns from red to
+    green at t=30 s; the live half turns green first while the rewound half stays red, then follows."""
+    import tempfile
+    data = os.path.join(data_dir, "timeshift")
+    key = api_key(data, "admin")
+    server = start_server(data=data)
+    source = LiveSource(tempfile.mkdtemp(dir=data_dir), "color=c=0xff0000:s=320x240:r=25,drawbox=c=0x00ff00:t=fill:enable='gte(t,30)'")
+    try:
+        status, recording = post_json(server, "/api/v1/recordings", key, {"url": source.url()})
+        assert status in (200, 201, 202), recording
+        rid = recording["id"]
+        assert post_json(server, "/api/v1/programs", key, {"name": "shift", "width": 320, "height": 180, "fps": 10, "preset": "ultrafast",
+                                                            "video_bitrate": 400})[0] == 201
+        status, live = post_json(server, "/api/v1/programs/shift/layers", key, {"kind": "source", "recording_id": rid, "x": 0, "y": 0,
+                                                                                "width": 160, "height": 180})
+        assert status == 201, live
+        status, behind = post_json(server, "/api/v1/programs/shift/layers", key, {"kind": "source", "recording_id": rid, "x": 160, "y": 0,
+                                                                                  "width": 160, "height": 180, "rewind_seconds": 10})
+        assert status == 201 and behind["rewind_seconds"] == 10, behind
+        assert post_json(server, "/api/v1/programs/shift/start", key)[0] == 200
+
+        def halves():
+            f = frames(server, key, "shift", count=1)
+            if f is None:
+                return None
+            return colour_at(f[0], 80, 90), colour_at(f[0], 240, 90)
+        red = lambda rgb: rgb[0] > 180 and rgb[1] < 80 and rgb[2] < 80  # noqa: E731
+        green = lambda rgb: rgb[1] > 180 and rgb[0] < 80 and rgb[2] < 80  # noqa: E731
+        wait_until(lambda: (h := halves()) is not None and red(h[0]) and red(h[1]), 40, "both halves red before the switch")
+        wait_until(lambda: (h := halves()) is not None and green(h[0]), 40, "the live half green after the switch")
+        h = halves()
+        assert h is not None and green(h[0]) and red(h[1]), f"the rewound half is still red: {h}"
+        wait_until(lambda: (h := halves()) is not None and green(h[1]), 40, "the rewound half green ten seconds later")
+        assert state(server, key, "shift")["restarts"] == 0
+        assert post_json(server, "/api/v1/programs/shift/stop", key)[0] == 200
+    finally:
+        source.stop()
+        source.origin.stop()
+        server.stop()

@@ -78,6 +78,8 @@ public struct Program: Sendable, Equatable {
     public static let maxLayers = 32
     /// Most cells of a wall a wall layer shows (each tile is one decoder running in real time).
     public static let maxWallTiles = 16
+    /// The furthest back a source layer may play (`rewind_seconds`): a week.
+    public static let maxRewind = 7 * 86_400
     /// Most RTMP outputs of one program (each is one more upload of the encoded stream).
     public static let maxOutputs = 8
 
@@ -145,6 +147,8 @@ public struct Layer: Sendable, Equatable {
     public var imageID: String?
     /// What is cut from each side of the picture before it is scaled to the layer (source, wall and image layers).
     public var crop: Crop?
+    /// A source layer plays its recording this many seconds behind live (a time-shifted live window), or live.
+    public var rewindSeconds: Int?
     /// Colours and font: `color`, `background`, `font_size`, `lines` (captions).
     public var style: Style
     public var updatedAt: Double
@@ -211,7 +215,7 @@ public struct Layer: Sendable, Equatable {
         }
     }
 
-    static let columns = "id, kind, z, visible, x, y, width, height, opacity, text, stream_id, recording_id, url, community_id, wall, image_id, crop, style, updated_at"
+    static let columns = "id, kind, z, visible, x, y, width, height, opacity, text, stream_id, recording_id, url, community_id, wall, image_id, crop, rewind_seconds, style, updated_at"
 
     public var json: String {
         JSONText.object([
@@ -229,6 +233,7 @@ public struct Layer: Sendable, Equatable {
             ("wall", wall.map(JSONText.Value.string) ?? .null),
             ("image_id", imageID.map(JSONText.Value.string) ?? .null),
             ("crop", crop.map { .raw($0.json) } ?? .null),
+            ("rewind_seconds", rewindSeconds.map { .int($0) } ?? .null),
             ("style", .raw(style.json)),
             ("updated_at", .string(Timestamp.iso8601(updatedAt))),
         ])
@@ -254,6 +259,7 @@ extension Layer {
         wall = try row.decode(column: "wall", as: String?.self)
         imageID = try row.decode(column: "image_id", as: String?.self)
         crop = Crop(json: try row.decode(column: "crop", as: String?.self))
+        rewindSeconds = try row.decode(column: "rewind_seconds", as: Int?.self)
         style = Style(json: try row.decode(column: "style", as: String?.self))
         updatedAt = try row.decode(column: "updated_at", as: Double.self)
     }

@@ -89,7 +89,8 @@ struct AddProgramChatChannels: Migration {
     }
 }
 
-/// Uploaded images (the bytes too: every instance renders from the same table) and layers' crop.
+/// Uploaded images (the bytes too: every instance renders from the same table), layers' crop and a source
+/// layer's delay behind live.
 struct CreateProgramImages: Migration {
     let name = "0703-program-images"
 
@@ -110,6 +111,7 @@ struct CreateProgramImages: Migration {
             """
         try await database.raw(SQLQueryString(table)).run()
         try await database.raw("ALTER TABLE program_layers ADD COLUMN crop TEXT").run()
+        try await database.raw("ALTER TABLE program_layers ADD COLUMN rewind_seconds INTEGER").run()
         try await database.raw("CREATE INDEX program_layers_image ON program_layers (image_id)").run()
     }
 }

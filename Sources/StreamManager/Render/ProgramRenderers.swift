@@ -435,7 +435,9 @@ public final class ProgramRenderers: Service, Sendable {
                     // A source layer: its recording, or its stream's running recording.
                     let layer = program?.layers.first { $0.id == tile.layer }
                     let recording = layer?.recordingID ?? recordings[tile.layer]
-                    feeds[tile.fifo]?.show(recording.map { "\(owner.selfURL)/recordings/\($0)/live.m3u8" })
+                    // A rewound source plays the recording's live window that many seconds back.
+                    let behind = layer?.rewindSeconds.map { "?behind=\($0)" } ?? ""
+                    feeds[tile.fifo]?.show(recording.map { "\(owner.selfURL)/recordings/\($0)/live.m3u8" + behind })
                 } else {
                     let sources = walls[tile.layer]?.sources ?? []
                     feeds[tile.fifo]?.show(tile.cell <= sources.count ? sources[tile.cell - 1] : nil)

@@ -157,8 +157,9 @@ final class TileFeed: Sendable {
                         } catch {}
                     }
                     group.addTask {
-                        // The source changed or the feed stopped: end this decoder.
-                        while self.shared.withLock({ $0.generation == generation }) {
+                        // The source changed or the feed stopped: end this decoder. (Cancelled when the decoder
+                        // ended by itself: the sleep then throws at once, so the loop must stop on cancellation.)
+                        while !Task.isCancelled, self.shared.withLock({ $0.generation == generation }) {
                             try? await Task.sleep(for: .milliseconds(100))
                         }
                     }

@@ -76,11 +76,12 @@ struct ProgramsController {
         var wall: String??
         var imageID: String??
         var crop: CropBody??
+        var rewindSeconds: Int??
         var style: StyleBody?
 
         enum CodingKeys: String, CodingKey {
             case kind, visible, x, y, width, height, z, opacity, text, streamID = "stream_id", recordingID = "recording_id", url
-            case communityID = "community_id", wall, imageID = "image_id", crop, style
+            case communityID = "community_id", wall, imageID = "image_id", crop, rewindSeconds = "rewind_seconds", style
         }
 
         init(from decoder: any Decoder) throws {
@@ -104,6 +105,7 @@ struct ProgramsController {
             wall = try optional(.wall, String.self)
             imageID = try optional(.imageID, String.self)
             crop = try optional(.crop, CropBody.self)
+            rewindSeconds = try optional(.rewindSeconds, Int.self)
             style = try container.decodeIfPresent(StyleBody.self, forKey: .style)
         }
     }
@@ -314,7 +316,7 @@ struct ProgramsController {
 
     static let defaultLayer = Layer(
         id: 0, kind: .text, z: Int.min, visible: true, x: 0, y: 0, width: 0, height: 0, opacity: 1, text: nil, streamID: nil, recordingID: nil,
-        url: nil, communityID: nil, wall: nil, imageID: nil, crop: nil, style: Layer.Style(), updatedAt: 0)
+        url: nil, communityID: nil, wall: nil, imageID: nil, crop: nil, rewindSeconds: nil, style: Layer.Style(), updatedAt: 0)
 
     /// Applies `body` onto `base` and checks the whole result against the canvas and its kind's rules.
     func validate(_ body: LayerBody, onto base: Layer, canvas: (width: Int, height: Int), creating: Bool, actor: String) async throws -> Layer {
@@ -402,7 +404,14 @@ struct ProgramsController {
         // Only the fields of the layer's kind are kept.
         let kind = layer.kind
         if kind != .text && kind != .slate { layer.text = nil }
-        if kind != .source { layer.streamID = nil; layer.recordingID = nil; layer.url = nil }
+        if let value = body.rewindSeconds {
+            if let seconds = value, !(0...Program.maxRewind).contains(seconds) {
+                throw HubError.validation("rewind_seconds must be from 0 to \(Program.maxRewind) (a week)")
+            }
+            if kind != .source, value != nil { throw HubError.validation("rewind_seconds applies to source layers") }
+            layer.rewindSeconds = value == 0 ? nil : value
+        }
+        if kind != .source { layer.streamID = nil; layer.recordingID = nil; layer.url = nil; layer.rewindSeconds = nil }
         if kind != .captions { layer.communityID = nil }
         if kind != .wall { layer.wall = nil }
         if kind != .image { layer.imageID = nil }

@@ -161,11 +161,11 @@ public struct ProgramStore: Sendable {
             let z = layer.z == Int.min ? (current.layers.map(\.z).max() ?? 0) + 1 : layer.z
             guard let row = try await db.raw("""
                 INSERT INTO program_layers (program, kind, z, visible, x, y, width, height, opacity, text, stream_id, recording_id, url,
-                                            community_id, wall, image_id, crop, style, updated_at)
+                                            community_id, wall, image_id, crop, rewind_seconds, style, updated_at)
                 VALUES (\(bind: name), \(bind: layer.kind.rawValue), \(bind: z), \(bind: layer.visible), \(bind: layer.x), \(bind: layer.y),
                         \(bind: layer.width), \(bind: layer.height), \(bind: layer.opacity), \(bind: layer.text), \(bind: layer.streamID),
                         \(bind: layer.recordingID), \(bind: layer.url), \(bind: layer.communityID), \(bind: layer.wall), \(bind: layer.imageID),
-                        \(bind: layer.crop?.json), \(bind: layer.style.json), \(bind: now))
+                        \(bind: layer.crop?.json), \(bind: layer.rewindSeconds), \(bind: layer.style.json), \(bind: now))
                 RETURNING id
                 """).first() else { throw HubError.internalError() }
             return ("layer_added", try row.decode(column: "id", as: Int64.self))
@@ -185,7 +185,7 @@ public struct ProgramStore: Sendable {
                     y = \(bind: next.y), width = \(bind: next.width), height = \(bind: next.height), opacity = \(bind: next.opacity),
                     text = \(bind: next.text), stream_id = \(bind: next.streamID), recording_id = \(bind: next.recordingID), url = \(bind: next.url),
                     community_id = \(bind: next.communityID), wall = \(bind: next.wall), image_id = \(bind: next.imageID),
-                    crop = \(bind: next.crop?.json), style = \(bind: next.style.json), updated_at = \(bind: now)
+                    crop = \(bind: next.crop?.json), rewind_seconds = \(bind: next.rewindSeconds), style = \(bind: next.style.json), updated_at = \(bind: now)
                 WHERE id = \(bind: id) AND program = \(bind: name)
                 """).run()
             return ("layer_updated", id)
