@@ -159,6 +159,13 @@ struct ProgramRenderTests {
                                                   body: ByteBuffer(string: #"{"community_id":\#(communityID),"text":"HELLO WORLD","is_final":true}"#))
             #expect(posted.status.code < 300, "\(String(buffer: posted.body))")
             try await eventually("the caption is drawn", within: 15) { (try await greenInBand() ?? 0) > 200 }
+            // Fading, as on the overlay page: the line goes once it is 2 s old (a live change: no restart).
+            let restartsBefore = try await Self.state(team.viewer, "desk")["restarts"] as? Int
+            let bandID = try #require(band.json["id"] as? Int)
+            let faded = try await editor.patch("/api/v1/programs/desk/layers/\(bandID)", #"{"style":{"fade_seconds":2}}"#)
+            #expect((faded.json["style"] as? [String: Any])?["fade_seconds"] as? Double == 2, "\(faded.text)")
+            try await eventually("the caption fades out", within: 15) { try await greenInBand() == 0 }
+            #expect(try await Self.state(team.viewer, "desk")["restarts"] as? Int == restartsBefore, "fading is a text change")
 
             let metrics = try await team.admin.get("/metrics")
             #expect(metrics.text.contains(#"streamhub_program_live{program="desk"} 1"#), "\(metrics.status)")

@@ -55,6 +55,18 @@ import Testing
         #expect(plan.arguments.contains("/tmp/images/logo.png"))
     }
 
+    @Test func captionsShowTheLastLinesAndFadeOldOnes() {
+        var style = Layer.Style()
+        style.lines = 2
+        let lines = [CaptionLine(text: "one", at: 100), CaptionLine(text: "two", at: 105), CaptionLine(text: "three", at: 109, interim: true)]
+        #expect(RenderPlan.captionText(lines, style: style, now: 200) == "two\nthree", "no fade: the last lines stay")
+        style.fadeSeconds = 5
+        #expect(RenderPlan.captionText(lines, style: style, now: 110) == "three", "older than 5 s: gone")
+        #expect(RenderPlan.captionText(lines, style: style, now: 120) == "")
+        style.font = "DejaVu Serif"
+        #expect(RenderPlan.drawText(file: "/t", size: 20, color: "#ffffff", opacity: 1, font: nil, family: style.font).hasPrefix("font=DejaVu Serif:"))
+    }
+
     @Test(arguments: TestDatabases.available)
     func programsAndLayersAreCreatedChangedReorderedAndDeleted(backend: TestDatabases.Backend) async throws {
         try await withTestApplication(backend: backend) { app, client in
@@ -83,13 +95,16 @@ import Testing
             #expect(moved.status == .ok, "\(moved.text)")
             #expect(moved.json["y"] as? Int == 620 && moved.json["visible"] as? Bool == false && moved.json["text"] as? String == "Breaking: storm over Omaha")
             #expect(moved.json["stream_id"] is NSNull)
+            let styled = try await team.editor.patch("/api/v1/programs/evening/layers/\(lowerID)", #"{"style":{"font":"DejaVu Sans Mono","fade_seconds":4.5}}"#)
+            let style = try #require(styled.json["style"] as? [String: Any], "\(styled.text)")
+            #expect(style["font"] as? String == "DejaVu Sans Mono" && style["fade_seconds"] as? Double == 4.5 && style["background"] as? String == "#cc0000")
 
             let order = try await team.editor.put("/api/v1/programs/evening/layers/order", #"{"order":[\#(slateID),\#(lowerID)]}"#)
             let ids = (order.json["layers"] as? [[String: Any]])?.compactMap { $0["id"] as? Int }
             #expect(ids == [slateID, lowerID], "bottom first")
 
             let read = try await team.viewer.get("/api/v1/programs/evening")
-            #expect(read.status == .ok && read.json["version"] as? Int == 5, "\(read.text)")
+            #expect(read.status == .ok && read.json["version"] as? Int == 6, "\(read.text)")
             #expect((try await team.viewer.get("/api/v1/programs").json["programs"] as? [Any])?.count == 1)
             #expect(try await team.viewer.post("/api/v1/programs/evening/layers", #"{"kind":"text","text":"x"}"#).status == .forbidden)
             #expect(try await team.viewer.post("/api/v1/programs/evening/start").status == .forbidden)
@@ -163,6 +178,10 @@ import Testing
                 (#"{"kind":"captions","community_id":424242}"#, "validation_failed"),
                 (#"{"kind":"image","image_id":"x"}"#, "validation_failed"),
                 (#"{"kind":"text","text":"t","rewind_seconds":30}"#, "validation_failed"),
+                (#"{"kind":"text","text":"t","style":{"font":"../../etc/passwd"}}"#, "validation_failed"),
+                (#"{"kind":"text","text":"t","style":{"font":"Sans:fontfile=/etc/passwd"}}"#, "validation_failed"),
+                (#"{"kind":"captions","community_id":1,"style":{"fade_seconds":601}}"#, "validation_failed"),
+                (#"{"kind":"text","text":"t","style":{"fade_seconds":"2"}}"#, "invalid_json"),
                 (#"{"kind":"text","text":"t","rewind_seconds":"30"}"#, "invalid_json"),
                 (#"{"kind":"text","text":5}"#, "invalid_json"),
                 (#"{"kind":"text","visible":"yes","text":"a"}"#, "invalid_json"),

@@ -177,7 +177,9 @@ PROGRAM_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type
 LAYER_ID = path_id("id", "Layer id")
 COLOUR = {"type": "string", "pattern": "^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$"}
 LAYER_STYLE = obj({"color": COLOUR, "background": COLOUR, "font_size": {"type": "integer", "minimum": 8, "maximum": 200},
-                   "lines": {"type": "integer", "minimum": 1, "maximum": 5}})
+                   "lines": {"type": "integer", "minimum": 1, "maximum": 5},
+                   "font": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9 _-]{1,60}$", "description": "A font family (fontconfig name); null: DejaVu Sans"},
+                   "fade_seconds": {"type": "number", "minimum": 0, "maximum": 600, "description": "Captions: a line disappears this long after it came; 0 keeps it"}})
 LAYER_KINDS = ["source", "wall", "captions", "text", "image", "slate"]
 LAYER = obj({"id": INT, "kind": {"type": "string", "enum": LAYER_KINDS}, "z": INT, "visible": BOOL, "x": INT, "y": INT, "width": INT, "height": INT,
              "opacity": {"type": "number", "minimum": 0, "maximum": 1}, "text": nullable(STRING), "stream_id": nullable(INT), "recording_id": nullable(STRING),

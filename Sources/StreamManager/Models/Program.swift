@@ -191,6 +191,10 @@ public struct Layer: Sendable, Equatable {
         public var fontSize = 36
         /// Caption lines shown at once.
         public var lines = 2
+        /// A font family (fontconfig's name, like the overlay page's CSS font), or the default (DejaVu Sans).
+        public var font: String?
+        /// Caption lines disappear this many seconds after they came (0: they stay until pushed out).
+        public var fadeSeconds: Double = 0
 
         /// `#rrggbb` or `#rrggbbaa`.
         static func isColour(_ text: String) -> Bool {
@@ -200,7 +204,8 @@ public struct Layer: Sendable, Equatable {
         }
 
         var json: String {
-            JSONText.object([("color", .string(color)), ("background", .string(background)), ("font_size", .int(fontSize)), ("lines", .int(lines))])
+            JSONText.object([("color", .string(color)), ("background", .string(background)), ("font_size", .int(fontSize)), ("lines", .int(lines)),
+                             ("font", font.map(JSONText.Value.string) ?? .null), ("fade_seconds", .double(fadeSeconds))])
         }
 
         init() {}
@@ -212,6 +217,8 @@ public struct Layer: Sendable, Equatable {
             if let value = object["background"] as? String { background = value }
             if let value = object["font_size"] as? Int { fontSize = value }
             if let value = object["lines"] as? Int { lines = value }
+            if let value = object["font"] as? String { font = value }
+            if let value = object["fade_seconds"] as? NSNumber { fadeSeconds = value.doubleValue }
         }
     }
 

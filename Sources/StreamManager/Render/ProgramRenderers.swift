@@ -36,7 +36,7 @@ public final class ProgramRenderers: Service, Sendable {
     /// How often the database is compared with what the renderers follow: changes made without an event
     /// (the CLI, an event lost between instances) are picked up within this time.
     public static let reconcileInterval = Duration.seconds(2)
-    private let captions = Mutex<[Int64: [String]]>([:])
+    private let captions = Mutex<[Int64: [CaptionLine]]>([:])
     /// New renderers for `run()` to start in its task group.
     private let starts: AsyncStream<Renderer>
     private let startContinuation: AsyncStream<Renderer>.Continuation
@@ -163,6 +163,8 @@ public final class ProgramRenderers: Service, Sendable {
                 while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil {
                     for (name, renderer) in self.renderers.withLock({ $0 }) {
                         if renderer.state.isLive { renderer.measureBitrate(in: "\(self.directory)/\(name)") }
+                        // Captions that fade: their text is rewritten as lines grow old.
+                        if renderer.program?.layers.contains(where: { $0.kind == .captions && $0.style.fadeSeconds > 0 }) == true { renderer.refreshText() }
                         let state = renderer.state
                         guard state.isLive || last[name] != state else { continue }
                         last[name] = state
@@ -257,18 +259,19 @@ public final class ProgramRenderers: Service, Sendable {
 
     /// A caption of a community: every renderer showing it rewrites its captions text (no restart).
     func caption(_ text: String, final: Bool, community: Int64) async {
+        let now = Date().timeIntervalSince1970
         captions.withLock { all in
             var lines = all[community] ?? []
-            // An interim line replaces the previous interim one (marked by a trailing NUL), as the overlay page does.
-            if lines.last?.hasSuffix("\u{0}") == true { lines.removeLast() }
-            lines.append(final ? text : text + "\u{0}")
+            // An interim line replaces the previous interim one, as the overlay page does.
+            if lines.last?.interim == true { lines.removeLast() }
+            lines.append(CaptionLine(text: text, at: now, interim: !final))
             all[community] = Array(lines.suffix(5))
         }
         for renderer in renderers.withLock({ Array($0.values) }) { renderer.refreshText() }
     }
 
-    func captionLines() -> [Int64: [String]] {
-        captions.withLock { all in all.mapValues { $0.map { $0.replacingOccurrences(of: "\u{0}", with: "") } } }
+    func captionLines() -> [Int64: [CaptionLine]] {
+        captions.withLock { $0 }
     }
 
     func renderEnded(_ name: String, _ renderer: Renderer) {

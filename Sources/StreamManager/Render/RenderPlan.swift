@@ -1,5 +1,13 @@
 import Foundation
 
+/// A caption line a captions layer may show: its text, when it came, and whether it is an interim hypothesis
+/// (replaced by the next caption).
+struct CaptionLine: Sendable, Equatable {
+    var text: String
+    var at: Double
+    var interim = false
+}
+
 /// The ffmpeg command for one program: inputs, the filter graph built from its layers (bottom to top) and
 /// the outputs. Pure: it reads the program and where things are, and writes nothing.
 ///
@@ -57,7 +65,7 @@ struct RenderPlan: Equatable {
         /// The recording each source layer plays (its own, or its stream's running recording); absent → slate.
         var recordingForLayer: [Int64: String]
         /// The last caption lines of each community shown by a captions layer.
-        var captions: [Int64: [String]]
+        var captions: [Int64: [CaptionLine]]
         /// The grid of each wall layer's wall (columns, rows); absent → a dark box.
         var wallGrids: [Int64: (columns: Int, rows: Int)] = [:]
         /// The file of each image layer's image; absent → the layer is left out.
@@ -88,9 +96,10 @@ struct RenderPlan: Equatable {
         "\(directory)/layer-\(layer.id).txt"
     }
 
-    /// What a captions layer shows: its community's last `lines` lines.
-    static func captionText(_ lines: [String], style: Layer.Style) -> String {
-        lines.suffix(style.lines).joined(separator: "\n")
+    /// What a captions layer shows: its community's last `lines` lines, without those older than its fade.
+    static func captionText(_ lines: [CaptionLine], style: Layer.Style, now: Double) -> String {
+        let shown = style.fadeSeconds > 0 ? lines.filter { now - $0.at < style.fadeSeconds } : lines
+        return shown.suffix(style.lines).map(\.text).joined(separator: "\n")
     }
 
     /// Builds the filter graph, marking control values so the shape can be told apart from them.
@@ -176,7 +185,7 @@ struct RenderPlan: Equatable {
                 }
                 let text: String?
                 if layer.kind == .captions {
-                    text = captionText(layer.communityID.flatMap { env.captions[$0] } ?? [], style: layer.style)
+                    text = captionText(layer.communityID.flatMap { env.captions[$0] } ?? [], style: layer.style, now: Date().timeIntervalSince1970)
                 } else {
                     text = layer.text
                 }
@@ -184,7 +193,8 @@ struct RenderPlan: Equatable {
                     let file = textFile(for: layer, in: env.directory)
                     textFiles[file] = text
                     let pad = max(4, layer.style.fontSize / 4)
-                    canvas += ",drawtext=" + drawText(file: file, size: layer.style.fontSize, color: layer.style.color, opacity: layer.opacity, font: env.fontFile)
+                    canvas += ",drawtext=" + drawText(file: file, size: layer.style.fontSize, color: layer.style.color, opacity: layer.opacity,
+                                                  font: layer.style.font == nil ? env.fontFile : nil, family: layer.style.font)
                         + ":x=\(pad):y=\(pad)"
                 }
                 let drawn = "txt\(layer.id)"
@@ -322,9 +332,9 @@ struct RenderPlan: Equatable {
     }
 
     /// drawtext options reading `file` (re-read every frame, so the text changes live; never expanded).
-    static func drawText(file: String, size: Int, color: String, opacity: Double, font: String?) -> String {
+    static func drawText(file: String, size: Int, color: String, opacity: Double, font: String?, family: String? = nil) -> String {
         [
-            font.map { "fontfile=\(escape($0))" } ?? "font=Sans",
+            font.map { "fontfile=\(escape($0))" } ?? "font=\(escape(family ?? "Sans"))",
             "textfile=\(escape(file))", "reload=1", "expansion=none", "fontsize=\(size)",
             "fontcolor=\(ffColor(color, opacity: opacity))",
         ].joined(separator: ":")

@@ -149,7 +149,19 @@ struct ProgramsController {
         let background: String?
         let fontSize: Int?
         let lines: Int?
-        enum CodingKeys: String, CodingKey { case color, background, fontSize = "font_size", lines }
+        let font: String??
+        let fadeSeconds: Double?
+        enum CodingKeys: String, CodingKey { case color, background, fontSize = "font_size", lines, font, fadeSeconds = "fade_seconds" }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            color = try container.decodeIfPresent(String.self, forKey: .color)
+            background = try container.decodeIfPresent(String.self, forKey: .background)
+            fontSize = try container.decodeIfPresent(Int.self, forKey: .fontSize)
+            lines = try container.decodeIfPresent(Int.self, forKey: .lines)
+            font = container.contains(.font) ? .some(try container.decodeIfPresent(String.self, forKey: .font)) : .none
+            fadeSeconds = try container.decodeIfPresent(Double.self, forKey: .fadeSeconds)
+        }
     }
 
     struct OrderBody: Decodable {
@@ -381,6 +393,17 @@ struct ProgramsController {
             if let lines = style.lines {
                 guard (1...5).contains(lines) else { throw HubError.validation("style.lines must be from 1 to 5") }
                 layer.style.lines = lines
+            }
+            if let font = style.font {
+                // The same rule as the overlay page's font: a family name, never a path or an option.
+                if let font, !(1...60).contains(font.count) || !font.allSatisfy({ ($0.isLetter || $0.isNumber || " -_".contains($0)) && $0.isASCII }) {
+                    throw HubError.validation("style.font must be a font family: 1-60 letters, digits, spaces, '-' or '_'")
+                }
+                layer.style.font = font
+            }
+            if let fade = style.fadeSeconds {
+                guard fade.isFinite, (0...600).contains(fade) else { throw HubError.validation("style.fade_seconds must be from 0 to 600") }
+                layer.style.fadeSeconds = fade
             }
         }
         if let text = body.text { layer.text = text }
