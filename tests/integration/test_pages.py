@@ -524,6 +524,7 @@ def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
                                                              "height": 50, "style": {"background": "#cc0000"}})
     badge = hub.ok("POST", "/api/v1/programs/desk/layers", {"kind": "text", "text": HOSTILE, "x": 500, "y": 20, "width": 120, "height": 60,
                                                              "visible": False})
+    hub.ok("POST", "/api/v1/walls", {"name": "studio", "title": "Studio wall", "columns": 2, "rows": 1})
     hub.ok("POST", "/api/v1/programs/desk/start")
     hub.ok("POST", "/api/v1/users", {"email": "watcher@example.org", "password": PASSWORD, "role": "viewer"}, token=hub.admin)
     watcher_token = hub.login("watcher@example.org")
@@ -595,6 +596,19 @@ def test_the_program_control_page_previews_toggles_drags_and_pauses_live(hub):
         wait_for(watcher, lambda d: d.find_elements(By.CSS_SELECTOR, f'.layer-item[data-layer-id="{image_layer["id"]}"]'), 10, "the image in the watcher's list")
         green = lambda d: (lambda rgb: rgb is not None and rgb[1] > 150 and rgb[0] < 90 and rgb[2] < 90)(preview_rgb(d, 48, 32))  # noqa: E731
         wait_for(page, green, 30, "the image drawn in the preview")
+
+        # The wall picker: a wall shown under everything, over the whole canvas; "No wall" hides it again.
+        from selenium.webdriver.support.ui import Select
+        wall_layer = lambda: next((l for l in hub.ok("GET", "/api/v1/programs/desk")["layers"] if l["kind"] == "wall"), None)  # noqa: E731
+        wait_for(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#wall-picker option")) >= 2, 10, "the walls in the picker")
+        Select(page.find_element(By.ID, "wall-picker")).select_by_value("studio")
+        wait_until(lambda: (w := wall_layer()) is not None and w["wall"] == "studio" and w["visible"], 10, "the wall layer")
+        shown = wall_layer()
+        assert (shown["x"], shown["y"], shown["width"], shown["height"]) == (0, 0, 640, 360)
+        assert shown["z"] < min(l["z"] for l in hub.ok("GET", "/api/v1/programs/desk")["layers"] if l["kind"] != "wall")
+        wait_for(watcher, lambda d: d.find_element(By.ID, "wall-picker").get_attribute("value") == "studio", 10, "the watcher's picker")
+        Select(page.find_element(By.ID, "wall-picker")).select_by_value("")
+        wait_until(lambda: not wall_layer()["visible"], 10, "the wall hidden")
 
         # A viewer watches but cannot change: no buttons, no toggles, and the server refuses a crafted call.
         assert watcher.execute_script("return document.body.dataset.canEdit") == "false"

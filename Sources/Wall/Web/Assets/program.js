@@ -191,6 +191,49 @@ function applyLayers(payload) {
   if (payload.op === "deleted") { toast("This program was deleted.", "error"); document.body.dataset.deleted = "true"; }
   drawLayers();
   drawState();
+  drawWallPicker();
+}
+
+// ---------- the wall picker ----------
+
+let walls = [];
+
+/** The program's wall layer (the lowest, if there are several). */
+const wallLayer = () => [...program.layers].filter((l) => l.kind === "wall").sort((a, b) => a.z - b.z)[0];
+
+function drawWallPicker() {
+  const picker = document.getElementById("wall-picker");
+  if (!picker) return;
+  const layer = wallLayer();
+  const current = layer && layer.visible ? layer.wall : "";
+  const names = walls.map((w) => w.name);
+  if (current && !names.includes(current)) names.push(current);
+  clear(picker).append(el("option", { value: "", text: "No wall" }),
+    ...names.map((wall) => el("option", { value: wall, text: (walls.find((w) => w.name === wall) || {}).title || wall })));
+  picker.value = current;
+}
+
+/** Shows a wall: switches the wall layer to it (live when the grid is the same), or adds one over the whole
+ * canvas, under every other layer; "No wall" hides the wall layer. */
+function pickWall(wall) {
+  const layer = wallLayer();
+  if (!wall) {
+    if (layer) change(api("PATCH", `${path}/layers/${layer.id}`, { visible: false }));
+    return;
+  }
+  if (layer) {
+    change(api("PATCH", `${path}/layers/${layer.id}`, { wall, visible: true }), () => toast(`Showing the wall ${wall}`));
+  } else {
+    const lowest = Math.min(0, ...program.layers.map((l) => l.z)) - 1;
+    change(api("POST", `${path}/layers`, { kind: "wall", wall, x: 0, y: 0, width: program.width, height: program.height, z: Math.max(-1000, lowest) }),
+      () => toast(`Showing the wall ${wall}`));
+  }
+}
+
+async function loadWalls() {
+  const result = await attempt(() => get("/api/v1/walls"));
+  if (result && Array.isArray(result.walls)) walls = result.walls;
+  drawWallPicker();
 }
 
 function showPreview(buffer) {
@@ -305,6 +348,9 @@ function layout() {
         el("ul", { id: "layer-list", class: "stack" }),
         addText,
         addImage,
+        el("h2", { text: "Wall" }),
+        el("select", { id: "wall-picker", "aria-label": "The wall this program shows", disabled: !canEdit,
+          onchange: (event) => pickWall(event.target.value) }),
         el("h2", { text: "Here now" }),
         el("div", { id: "presence", class: "row" }),
         el("h2", { text: "Chat" }),
@@ -325,6 +371,7 @@ async function start() {
   document.body.dataset.canEdit = String(canEdit);
   drawLayers();
   drawState();
+  loadWalls();
   window.addEventListener("pointermove", onPointerMove);
   window.addEventListener("pointerup", onPointerUp);
   const refused = (code) => toast(code === 4404 ? "This program is gone." : "This page's session ended. Sign in again.", "error");
