@@ -62,7 +62,7 @@ public struct OverlaysModule: Sendable {
             writer,
             CaptionForwarder(bus: bus, hub: realtime.hub, history: captions.history),
             CaptionCleaner(database: database, retention: captionRetention, logger: logger),
-            OverlayBackground(keys: keys, pages: pages, communities: communities, accessLog: accessLog, bus: bus, logger: logger),
+            OverlayBackground(keys: keys, pages: pages, communities: communities, accessLog: accessLog, bus: bus, maintenance: database.maintenance, logger: logger),
             OverlayKeyRotation(bus: bus, hub: realtime.hub, logger: logger),
         ]
     }
@@ -75,6 +75,8 @@ struct OverlayBackground: Service {
     let communities: CommunityDirectory
     let accessLog: AccessLog
     let bus: EventBus
+    /// Scheduled rotation and access-log retention run on the instance holding the maintenance lease.
+    let maintenance: MaintenanceGate
     let logger: Logger
 
     func run() async throws {
@@ -92,11 +94,14 @@ struct OverlayBackground: Service {
                 var ticks = 0
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     do {
-                        for community in try await keys.due() {
-                            OverlayKeyRotation.announce(try await keys.rotation(community), on: bus)
-                            logger.notice("rotated overlay key on schedule", metadata: ["community_id": "\(community)"])
+                        if maintenance.isHeld {
+                            for community in try await keys.due() {
+                                guard let rotation = try await keys.scheduledRotation(community) else { continue }
+                                OverlayKeyRotation.announce(rotation, on: bus)
+                                logger.notice("rotated overlay key on schedule", metadata: ["community_id": "\(community)"])
+                            }
+                            if ticks % 360 == 0 { try await accessLog.prune() }
                         }
-                        if ticks % 360 == 0 { try await accessLog.prune() }
                     } catch {
                         logger.warning("overlay maintenance failed", metadata: ["error": "\(error)"])
                     }

@@ -146,6 +146,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         : BindAddress.hostname(configuration.host, port: configuration.port)
     let serverLogger = logger
     var services: [any Service] = [bus]
+    services.append(MaintenanceLease(database: database, owner: configuration.instanceID, duration: configuration.jobLease, health: health,
+                                     logger: logger, metrics: factory))
     services += realtime.services
     services += registryModule.services
     services += overlays.services

@@ -50,6 +50,28 @@ import Testing
         }
     }
 
+    /// Two instances (or two runs) finding a key due at once rotate it once: the key OBS sources use now
+    /// stays valid through the grace period instead of being retired by a second rotation.
+    @Test(arguments: TestDatabases.available)
+    func aDueKeyIsRotatedOnceEvenWhenTwoRotateAtOnce(backend: TestDatabases.Backend) async throws {
+        try await withKeys(backend) { keys, clock, database in
+            let (community, first) = try await OverlayAdmin.create(name: "south", database: database, keys: keys, communities: nil)
+            try await keys.schedule(community, every: 3600)
+            #expect(try await keys.scheduledRotation(community) == nil, "not due yet")
+            clock.advance(by: 3601)
+            #expect(try await keys.due() == [community])
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<4 { group.addTask { try await keys.scheduledRotation(community) != nil } }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1, "exactly one rotation: \(results)")
+            #expect(try await keys.validate(first).map(\.inGracePeriod) == true, "the key in use keeps its grace period")
+            #expect(try await keys.due().isEmpty)
+            let status = try #require(try await keys.status(community))
+            #expect(status.nextRotationAt == clock.now().timeIntervalSince1970 + 3600)
+        }
+    }
+
     @Test(arguments: ["", "abc", String(repeating: "g", count: 64), String(repeating: "0", count: 63), String(repeating: "0", count: 65), "'; DROP TABLE overlay_keys; --"])
     func malformedKeysAreInvalid(key: String) async throws {
         try await withKeys(.sqlite) { keys, _, database in

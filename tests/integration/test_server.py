@@ -12,7 +12,7 @@ from conftest import BINARY, SERVICE_KEY, http, wait_until
 
 SETTINGS = ["--host", "--port", "--grpc-port", "--data-dir", "--database-url", "--service-keys", "--jwt-secret",
             "--allow-private-sources", "--log-level", "--log-format", "--instance-id", "--max-body-size",
-            "--ws-max-frame-size", "--ws-max-queued-bytes", "--ws-ping-interval", "--shutdown-timeout"]
+            "--ws-max-frame-size", "--ws-max-queued-bytes", "--ws-ping-interval", "--shutdown-timeout", "--job-lease"]
 
 
 def test_help_explains_every_option():
@@ -166,3 +166,69 @@ def test_json_logs_carry_the_request_id(start_server):
     assert lines, "no JSON log lines"
     assert all({"ts", "level", "message"} <= line.keys() for line in lines)
     assert any(line.get("request_id") == request_id for line in lines)
+
+
+def test_scheduled_jobs_run_on_one_instance_and_move_within_a_lease_when_it_dies(start_server, postgres):
+    """Two instances, one database, a 3-second maintenance lease: one instance runs the scheduled jobs; a key
+    due for rotation is rotated once (the key OBS uses keeps its grace period); kill -9 of that instance
+    moves the jobs to the other within the lease; a graceful stop hands them over at once."""
+    url = postgres.create_database()
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_JOB_LEASE": "3", "STREAMHUB_SERVICE_KEYS": SERVICE_KEY}
+    a = start_server({**env, "STREAMHUB_INSTANCE_ID": "jobs-a"})
+    wait_until(lambda: lease(a).startswith("held here"), 20, "the first instance to take the maintenance lease")
+    b = start_server({**env, "STREAMHUB_INSTANCE_ID": "jobs-b"})
+    wait_until(lambda: lease(b) == "held by jobs-a", 20, "the second instance to see who holds it")
+    assert lease(a).startswith("held here")
+    assert 'streamhub_job_lease_held{lease="maintenance"} 1' in http("GET", a.url("/metrics"))[2].decode()
+    assert 'streamhub_job_lease_held{lease="maintenance"} 0' in http("GET", b.url("/metrics"))[2].decode()
+
+    # A community whose key rotates hourly, made due on both instances at once.
+    admin = admin_token(a, url)
+    auth = {"Authorization": f"Bearer {admin}", "Content-Type": "application/json"}
+    status, _, body = http("POST", a.url("/api/v1/communities"), json.dumps({"name": "Night desk"}).encode(), auth)
+    assert status == 201, body
+    created = json.loads(body)
+    community, key = created["community"]["id"], created["overlay_key"]
+    assert http("PUT", b.url(f"/api/v1/communities/{community}/overlay_key/schedule"), json.dumps({"every_seconds": 3600}).encode(), auth)[0] == 200
+    subprocess.run(["psql", url, "-q", "-c", f"UPDATE overlay_keys SET next_rotation_at = 1 WHERE community_id = {community}"], check=True)
+
+    def key_status(server):
+        return json.loads(http("GET", server.url(f"/api/v1/communities/{community}"), headers=auth)[2])["overlay_key"]
+    wait_until(lambda: key_status(b)["previous_prefix"] is not None, 30, "the scheduled rotation")
+    time.sleep(12)  # both instances' 10-second maintenance ticks have passed: a second rotation would show now
+    rotations = [server.logs().count("rotated overlay key on schedule") for server in (a, b)]
+    assert rotations == [1, 0], f"one rotation, on the lease holder: {rotations}"
+    assert key_status(a)["previous_prefix"] == key[:8], "the key retired is the one in use, not a key made a moment ago"
+    assert http("GET", a.url(f"/overlay/{key}"))[0] == 200, "the key OBS uses still opens the overlay (grace period)"
+
+    # kill -9 of the holder: the other takes the jobs within the lease (3 s, tried every second).
+    a.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: lease(b).startswith("held here"), 10, "the other instance to take the lease")
+    assert time.monotonic() - killed < 3 + 1 + 1.5, "taken over within one lease period (and one try)"
+    subprocess.run(["psql", url, "-q", "-c", f"UPDATE overlay_keys SET next_rotation_at = 1 WHERE community_id = {community}"], check=True)
+    wait_until(lambda: b.logs().count("rotated overlay key on schedule") == 1, 30, "the jobs to run on the survivor")
+
+    # A graceful stop hands the lease over at once.
+    c = start_server({**env, "STREAMHUB_INSTANCE_ID": "jobs-c"})
+    wait_until(lambda: lease(c) == "held by jobs-b", 20, "the third instance to see who holds it")
+    b.stop()
+    stopped = time.monotonic()
+    wait_until(lambda: lease(c).startswith("held here"), 10, "the third instance to take the lease")
+    assert time.monotonic() - stopped < 2.5, "handed over, not waited out"
+
+
+def lease(server) -> str:
+    status, _, body = http("GET", server.url("/health"))
+    if status != 200:
+        return ""
+    return json.loads(body).get("services", {}).get("maintenance_lease", {}).get("detail") or ""
+
+
+def admin_token(server, url) -> str:
+    import os
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": url}
+    created = subprocess.run([BINARY, "apikey", "create", "--name", "jobs-test", "--role", "admin"], capture_output=True, text=True, timeout=60, env=env)
+    assert created.returncode == 0, created.stderr
+    import re
+    return re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)

@@ -66,6 +66,9 @@ public struct HubConfiguration: Sendable {
     public var accessLogRetention: Double
     /// A bearer token that opens `/metrics` and the details of `/health` from anywhere; `nil`: none.
     public var metricsToken: String? = nil
+    /// Seconds the maintenance lease lasts: the instance holding it runs the jobs that must run once
+    /// (scheduled key rotation, retention sweeps of shared tables); another takes over within this when it dies.
+    public var jobLease: Double = 15
     /// Networks that read `/metrics` and the details of `/health` without the token.
     public var metricsNetworks: [IPNetwork] = IPNetwork.loopbackAndPrivate
     /// Chat connectors and link detection.
@@ -166,6 +169,7 @@ public struct HubConfiguration: Sendable {
         Setting("metrics-token", default: "", help: "Bearer token (16+ characters) that opens /metrics and /health details from any address."),
         Setting("metrics-networks", default: "loopback and private networks",
                 help: "Comma-separated CIDRs that read /metrics and /health details without the token; 'none' for no network."),
+        Setting("job-lease", default: "15", help: "Seconds the maintenance lease lasts (the instance holding it runs scheduled jobs); another instance takes over within this when it dies."),
         Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
         Setting("ws-ping-interval", default: "30", help: "Seconds between WebSocket pings; a client that misses pongs is closed."),
@@ -336,6 +340,7 @@ public struct HubConfiguration: Sendable {
         )
         configuration.metricsToken = metricsToken
         configuration.metricsNetworks = metricsNetworks
+        configuration.jobLease = Double(try source.integer("job-lease", in: 3...3_600) ?? 15)
         return configuration
     }
 

@@ -28,6 +28,9 @@ public final class HubDatabase: Sendable {
     /// For PostgreSQL: the connection settings, used by the backplane's dedicated connections.
     public let postgresConfiguration: PostgresConnection.Configuration?
     private let shutdownPool: @Sendable () async throws -> Void
+    /// Whether this instance holds the maintenance lease: the jobs that must run on one instance at a time
+    /// ask it before each run (kept up to date by ``MaintenanceLease``).
+    public let maintenance = MaintenanceGate()
     let logger: Logger
     private let groupCommit: GroupCommit
 

@@ -2,7 +2,7 @@ import SQLKit
 
 /// The migrations HubStore itself owns; domain modules bring their own.
 public enum CoreMigrations {
-    public static let all: [any Migration] = [CreateEventPayloads()]
+    public static let all: [any Migration] = [CreateEventPayloads(), CreateLeases()]
 }
 
 /// Event payloads too large for a PostgreSQL NOTIFY travel through this table (see `PostgresBackplane`).
@@ -29,5 +29,22 @@ struct CreateEventPayloads: Migration {
                 """).run()
         }
         try await database.raw("CREATE INDEX hub_event_payloads_created_at ON hub_event_payloads (created_at)").run()
+    }
+}
+
+/// Named leases: which instance runs what must run on one instance at a time (see `Leases`).
+struct CreateLeases: Migration {
+    let name = "0002-core-leases"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("""
+            CREATE TABLE hub_leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                address TEXT,
+                acquired_at DOUBLE PRECISION NOT NULL,
+                until DOUBLE PRECISION NOT NULL
+            )
+            """).run()
     }
 }

@@ -105,7 +105,10 @@ struct CaptionCleaner: Service {
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await database.sql.raw("DELETE FROM caption_events WHERE created_at < \(bind: Date().timeIntervalSince1970 - retention)").run()
+                // One instance sweeps the shared table (the maintenance lease holder).
+                if database.maintenance.isHeld {
+                    try await database.sql.raw("DELETE FROM caption_events WHERE created_at < \(bind: Date().timeIntervalSince1970 - retention)").run()
+                }
             } catch {
                 logger.warning("caption cleanup failed", metadata: ["error": "\(error)"])
             }

@@ -117,13 +117,29 @@ public struct OverlayKeys: Sendable {
     }
 
     func rotation(_ community: Int64) async throws -> Rotation {
+        guard let rotation = try await rotation(community, onlyIfDue: false) else {
+            throw HubError.notFound("community \(community) has no overlay key yet; create one")
+        }
+        return rotation
+    }
+
+    /// A scheduled rotation: only while the key is still due, so two instances (or two runs) that find it due
+    /// at once rotate it once — a second rotation would retire the key OBS sources still use, with no grace.
+    func scheduledRotation(_ community: Int64) async throws -> Rotation? {
+        try await rotation(community, onlyIfDue: true)
+    }
+
+    private func rotation(_ community: Int64, onlyIfDue: Bool) async throws -> Rotation? {
         let key = Self.newKey()
         let now = self.now
         let kind = database.kind
         return try await database.transaction { db in
+            // The row is locked (PostgreSQL; SQLite has one writer): a second rotation waits, then sees the
+            // row as the first left it — no longer due.
             let lock: SQLQueryString = kind == .postgres ? " FOR UPDATE" : ""
-            guard let row = try await db.raw("SELECT current_hash, current_prefix, rotate_every FROM overlay_keys WHERE community_id = \(bind: community)" + lock).first() else {
-                throw HubError.notFound("community \(community) has no overlay key yet; create one")
+            let due: SQLQueryString = onlyIfDue ? " AND next_rotation_at IS NOT NULL AND next_rotation_at <= \(bind: now)" : ""
+            guard let row = try await db.raw("SELECT current_hash, current_prefix, rotate_every FROM overlay_keys WHERE community_id = \(bind: community)" + due + lock).first() else {
+                return nil
             }
             let next = try row.decode(column: "rotate_every", as: Double?.self).map { now + $0 }
             try await db.raw("""

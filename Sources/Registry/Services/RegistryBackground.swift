@@ -93,7 +93,7 @@ struct RegistryBackground: Service {
 
     func maintain() async {
         do {
-            try await ChangeLog.prune(on: service.database.sql)
+            if service.database.maintenance.isHeld { try await ChangeLog.prune(on: service.database.sql) }
             try await access.reloadDenylist()
         } catch {
             logger.warning("registry maintenance failed", metadata: ["error": "\(error)"])

@@ -332,6 +332,8 @@ public final class StatusScheduler: Service, Sendable {
     /// for longer than the configured time.
     func maintain() async {
         let now = self.now
+        // Shared tables: swept by the instance holding the maintenance lease only.
+        guard database.maintenance.isHeld else { return }
         do {
             try await database.sql.raw("DELETE FROM stream_checks WHERE checked_at < \(bind: now - settings.historyDays * 86_400)").run()
             try await database.sql.raw("DELETE FROM stream_sightings WHERE seen_at < \(bind: now - max(settings.historyDays, 30) * 86_400)").run()
