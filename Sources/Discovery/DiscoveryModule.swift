@@ -19,6 +19,9 @@ public struct DiscoveryModule: Sendable {
     let health: ServiceHealth
     let logger: Logger
     let metrics: any MetricsFactory
+    let database: HubDatabase
+    let instanceID: String
+    let leaseDuration: Double
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, registry: RegistryModule, health: ServiceHealth,
                 logger: Logger, metrics: any MetricsFactory) async throws {
@@ -36,6 +39,9 @@ public struct DiscoveryModule: Sendable {
         self.health = health
         self.logger = logger
         self.metrics = metrics
+        self.database = database
+        self.instanceID = configuration.instanceID
+        self.leaseDuration = configuration.jobLease
     }
 
     public func addRoutes(api: RouterGroup<HubRequestContext>) {
@@ -44,17 +50,26 @@ public struct DiscoveryModule: Sendable {
 
     public var services: [any Service] {
         var services: [any Service] = [IgnoreListsFollower(ignoreLists: ignoreLists, bus: bus, logger: logger)]
+        // Each connector runs on one instance of the deployment at a time (a lease), however many are
+        // configured with it: the others stand by and one takes over within a lease when the runner dies.
         if !settings.twitchChannels.isEmpty {
-            services.append(TwitchChatConnector(
+            let connector = TwitchChatConnector(
                 settings: .init(url: settings.twitchIRCURL, channels: settings.twitchChannels, nick: settings.twitchNick, oauthToken: settings.twitchOAuthToken),
-                discovery: discovery, health: health, logger: logger, metrics: metrics))
+                discovery: discovery, health: health, logger: logger, metrics: metrics)
+            services.append(leased("chat-connector:twitch", health: "twitch_chat") { try await connector.run() })
         }
         if let token = settings.discordToken {
-            services.append(DiscordGatewayConnector(
+            let connector = DiscordGatewayConnector(
                 settings: .init(gatewayURL: settings.discordGatewayURL, token: token, channels: Set(settings.discordChannels), intents: settings.discordIntents),
-                discovery: discovery, health: health, logger: logger, metrics: metrics))
+                discovery: discovery, health: health, logger: logger, metrics: metrics)
+            services.append(leased("chat-connector:discord", health: "discord_gateway") { try await connector.run() })
         }
         return services
+    }
+
+    func leased(_ lease: String, health name: String, _ body: @escaping @Sendable () async throws -> Void) -> LeasedRunner {
+        LeasedRunner(database: database, name: lease, owner: instanceID, duration: leaseDuration, health: health, healthName: name,
+                     logger: logger, body: body)
     }
 }
 

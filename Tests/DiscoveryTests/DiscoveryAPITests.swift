@@ -77,6 +77,44 @@ import Testing
         }
     }
 
+    /// A message the chat service has given an id is ingested once however often it arrives — a gateway
+    /// replaying on resume, a connector taken over by another instance, the same message from two instances
+    /// at once.
+    @Test(arguments: TestDatabases.available)
+    func aMessageWithAnIdIsIngestedOnce(backend: TestDatabases.Backend) async throws {
+        try await withTestApplication(backend: backend) { app, client in
+            let team = try await Team.make(app, client)
+            let editor = team.editor
+            func withID(_ id: String, channel: String = "links") -> String {
+                JSONText.object([("source", .string("discord")), ("channel", .string(channel)), ("author", .string("ada")),
+                                 ("text", .string("live https://twitch.tv/once_only")), ("message_id", .string(id))])
+            }
+            let answers = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<6 {
+                    group.addTask { (try await editor.post("/api/v1/discovery/messages", withID("1180000000000000001")).json["links"] as? [Any])?.count ?? -1 }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(answers.sorted() == [0, 0, 0, 0, 0, 1], "one ingest, five repeats answered with no links: \(answers)")
+            func sightings() async throws -> Int? {
+                try await app.database.sql.raw("SELECT COUNT(*) AS n FROM stream_sightings").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(try await sightings() == 1)
+            // The same id in another channel is another message; messages without an id are each a sighting.
+            #expect((try await editor.post("/api/v1/discovery/messages", withID("1180000000000000001", channel: "other")).json["links"] as? [Any])?.count == 1)
+            _ = try await editor.post("/api/v1/discovery/messages", Self.message("live https://twitch.tv/once_only"))
+            _ = try await editor.post("/api/v1/discovery/messages", Self.message("live https://twitch.tv/once_only"))
+            #expect(try await sightings() == 4)
+            let metrics = try await team.admin.get("/metrics")
+            #expect(metrics.text.contains("streamhub_discovery_duplicate_messages_total 5"), "\(metrics.text.split(separator: "\n").filter { $0.contains("duplicate") })")
+            for bad in ["", "has space", String(repeating: "9", count: 201)] {
+                #expect(try await editor.post("/api/v1/discovery/messages", withID(bad)).errorCode == "validation_failed", "\(bad)")
+            }
+            #expect(try await editor.post("/api/v1/discovery/messages", #"{"source":"discord","text":"x https://twitch.tv/a","message_id":5}"#).errorCode == "invalid_json")
+            #expect(try await sightings() == 4, "nothing stored by the refused ones")
+        }
+    }
+
     @Test func ignoreListsAreCheckedBeforeAnythingIsCreated() async throws {
         try await withTestApplication { app, client in
             let team = try await Team.make(app, client)

@@ -308,3 +308,72 @@ def test_status_follows_a_real_ffmpeg_hls_stream_and_yt_dlp(start_server, data_d
         if ffmpeg.poll() is None:
             ffmpeg.kill()
         files.stop()
+
+
+@pytest.mark.skipif(NGIRCD is None, reason="ngircd is not installed")
+def test_a_chat_connector_configured_on_two_instances_runs_once_and_moves_when_its_instance_dies(start_server, postgres, data_dir):
+    """Both instances are configured with the same Twitch channels; one joins (a lease), the other stands by,
+    and takes over within a lease after kill -9. Each message is ingested once."""
+    irc = IRCServer(tempfile.mkdtemp(dir=data_dir))
+    url = postgres.create_database()
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_JOB_LEASE": "3", "STREAMHUB_TWITCH_CHANNELS": "newsroom",
+           "STREAMHUB_TWITCH_IRC_URL": f"irc://127.0.0.1:{irc.port}"}
+    a = start_server({**env, "STREAMHUB_INSTANCE_ID": "chat-a"})
+    poster = None
+    try:
+        wait_until(lambda: service_state(a, "twitch_chat") == "running", 20, "the connector to join on the first instance")
+        b = start_server({**env, "STREAMHUB_INSTANCE_ID": "chat-b"})
+        wait_until(lambda: detail(b, "twitch_chat") == "standing by: runs on chat-a", 20, "the second instance to stand by")
+        assert service_state(b, "twitch_chat") == "stopped"
+        key = admin_key(url)
+
+        poster = IRCClient(irc.port, "poster")
+        poster.send("JOIN #newsroom")
+        poster.wait_for("JOIN")
+        assert chat_readers(poster) == 1, "one connector in the channel, not one per instance"
+        poster.send("PRIVMSG #newsroom :first https://twitch.tv/lease_one")
+        wait_until(lambda: "https://twitch.tv/lease_one" in stream_links(b, key), 15, "the link from the connector on the first instance")
+
+        a.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: service_state(b, "twitch_chat") == "running", 20, "the second instance to take the connector over")
+        assert time.monotonic() - killed < 3 + 1 + 5, "within one lease (3 s), one try (1 s) and the IRC handshake"
+        # A fresh poster: ngircd drops clients that leave its pings unanswered, as this one did meanwhile.
+        poster.close()
+        poster = IRCClient(irc.port, "poster2")
+        poster.send("JOIN #newsroom")
+        poster.wait_for("JOIN")
+        wait_until(lambda: chat_readers(poster) == 1, 10, "one connector in the channel again")
+        poster.send("PRIVMSG #newsroom :second https://twitch.tv/lease_two")
+        try:
+            wait_until(lambda: "https://twitch.tv/lease_two" in stream_links(b, key), 15, "the link from the connector on the second instance")
+        except AssertionError:
+            print("instance B's log:", b.logs()[-3000:])
+            raise
+        counts = subprocess.run(["psql", url, "-At", "-c", "SELECT s.link, COUNT(*) FROM stream_sightings g JOIN streams s ON s.id = g.stream_id "
+                                 "GROUP BY s.link ORDER BY s.link"], capture_output=True, text=True, check=True).stdout.split()
+        assert counts == ["https://twitch.tv/lease_one|1", "https://twitch.tv/lease_two|1"], counts
+    finally:
+        if poster:
+            poster.close()
+        irc.stop()
+
+
+def detail(server, name: str):
+    services = health(server).get("services", {})
+    return (services.get(name) or {}).get("detail")
+
+
+def chat_readers(poster) -> int:
+    """How many anonymous connectors (justinfan…) are in #newsroom."""
+    poster.send("NAMES #newsroom")
+    names = poster.wait_for(" 353 ")
+    return len(re.findall(r"justinfan\d+", names))
+
+
+def admin_key(database_url: str) -> str:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": database_url}
+    from conftest import BINARY
+    created = subprocess.run([BINARY, "apikey", "create", "--name", "tests-admin", "--role", "admin"], capture_output=True, text=True, timeout=60, env=env)
+    assert created.returncode == 0, created.stderr
+    return re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)

@@ -59,7 +59,7 @@ struct ChatFeed: Sendable {
         received.increment()
         discovery.publishChat(ChatMessage(source: source, channel: channel, author: author, text: text, postedAt: postedAt), id: id)
         do {
-            _ = try await discovery.ingest(ChatMessage(source: source, channel: channel, author: author, text: text, postedAt: postedAt), by: principal)
+            _ = try await discovery.ingest(ChatMessage(source: source, channel: channel, author: author, text: text, postedAt: postedAt, id: id), by: principal)
         } catch let error as HubError where error.status.code < 500 {
             logger.debug("chat message not ingested", metadata: ["error": "\(error.message)"])
         } catch {

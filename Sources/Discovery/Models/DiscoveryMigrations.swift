@@ -3,7 +3,7 @@ import SQLKit
 
 /// Discovery's and the status checker's tables. Times are seconds since 1970 (DOUBLE PRECISION).
 public enum DiscoveryMigrations {
-    public static let all: [any Migration] = [CreateDiscoveryTables(), AddCheckHost()]
+    public static let all: [any Migration] = [CreateDiscoveryTables(), AddCheckHost(), CreateChatMessagesSeen()]
 }
 
 struct CreateDiscoveryTables: Migration {
@@ -75,5 +75,24 @@ struct AddCheckHost: Migration {
     func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
         try await database.raw("ALTER TABLE stream_check_state ADD COLUMN host TEXT NOT NULL DEFAULT ''").run()
         try await database.raw("CREATE INDEX stream_check_state_host ON stream_check_state (host, next_check_at)").run()
+    }
+}
+
+/// Chat messages already ingested, by the chat service's own id: a message seen twice (a connector that
+/// moved to another instance, a gateway replaying on resume) is ingested once. Kept for a day.
+struct CreateChatMessagesSeen: Migration {
+    let name = "0302-chat-messages-seen"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("""
+            CREATE TABLE chat_messages_seen (
+                source TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                seen_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (source, channel, message_id)
+            )
+            """).run()
+        try await database.raw("CREATE INDEX chat_messages_seen_at ON chat_messages_seen (seen_at)").run()
     }
 }

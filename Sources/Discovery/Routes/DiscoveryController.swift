@@ -18,8 +18,9 @@ struct DiscoveryController: Sendable {
         let author: String?
         let text: String
         let postedAt: Double?
+        let messageID: String?
 
-        enum CodingKeys: String, CodingKey { case source, channel, author, text, postedAt = "posted_at" }
+        enum CodingKeys: String, CodingKey { case source, channel, author, text, postedAt = "posted_at", messageID = "message_id" }
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -27,6 +28,7 @@ struct DiscoveryController: Sendable {
             channel = try container.decodeIfPresent(String.self, forKey: .channel)
             author = try container.decodeIfPresent(String.self, forKey: .author)
             text = try container.decode(String.self, forKey: .text)
+            messageID = try container.decodeIfPresent(String.self, forKey: .messageID)
             if let seconds = try? container.decodeIfPresent(Double.self, forKey: .postedAt) {
                 postedAt = seconds
             } else if let text = try container.decodeIfPresent(String.self, forKey: .postedAt) {
@@ -52,7 +54,8 @@ struct DiscoveryController: Sendable {
         group.post("discovery/messages") { request, context in
             let principal = try context.require(.editor)
             let body = try await request.decodeJSON(as: MessageBody.self, limit: 64 * 1024)
-            let message = ChatMessage(source: body.source, channel: body.channel, author: body.author, text: body.text, postedAt: body.postedAt)
+            let message = ChatMessage(source: body.source, channel: body.channel, author: body.author, text: body.text, postedAt: body.postedAt,
+                                      id: body.messageID)
             let results = try await discovery.ingest(message, by: principal, requestID: context.requestID)
             return jsonResponse("{\"links\":[" + results.map(\.json).joined(separator: ",") + "]}")
         }

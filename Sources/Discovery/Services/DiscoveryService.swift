@@ -16,13 +16,17 @@ public struct ChatMessage: Sendable, Equatable {
     public var text: String
     /// Seconds since 1970; `nil` means now.
     public var postedAt: Double?
+    /// The chat service's id of the message (Twitch's `id` tag, Discord's message id): a message with an id
+    /// is ingested once however often it is seen.
+    public var id: String?
 
-    public init(source: String, channel: String?, author: String?, text: String, postedAt: Double? = nil) {
+    public init(source: String, channel: String?, author: String?, text: String, postedAt: Double? = nil, id: String? = nil) {
         self.source = source
         self.channel = channel
         self.author = author
         self.text = text
         self.postedAt = postedAt
+        self.id = id
     }
 
     static let maxText = 8000
@@ -34,6 +38,9 @@ public struct ChatMessage: Sendable, Equatable {
         }
         if let channel, channel.count > 200 { throw HubError.validation("channel must be at most 200 characters") }
         if let author, author.count > 200 { throw HubError.validation("author must be at most 200 characters") }
+        if let id, id.isEmpty || id.count > 200 || id.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7f }) {
+            throw HubError.validation("message_id must be 1-200 characters without spaces or control characters")
+        }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw HubError.validation("text is required") }
         guard text.count <= Self.maxText else { throw HubError.validation("text must be at most \(Self.maxText) characters") }
         if let postedAt, !(postedAt > 0 && postedAt < 32_503_680_000) {
@@ -74,6 +81,7 @@ public struct DiscoveryService: Sendable {
     let ignoreLists: IgnoreLists
     let logger: Logger
     let messages: Counter
+    let duplicates: Counter
     let outcomes: [DiscoveryResult.Outcome: Counter]
 
     init(registry: RegistryService, database: HubDatabase, detector: LinkDetector, locations: LocationParser, ignoreLists: IgnoreLists,
@@ -85,6 +93,7 @@ public struct DiscoveryService: Sendable {
         self.ignoreLists = ignoreLists
         self.logger = logger
         self.messages = Counter(label: "streamhub_discovery_messages_total", factory: metrics)
+        self.duplicates = Counter(label: "streamhub_discovery_duplicate_messages_total", factory: metrics)
         var outcomes: [DiscoveryResult.Outcome: Counter] = [:]
         for outcome in [DiscoveryResult.Outcome.created, .unarchived, .existing, .ignored] {
             outcomes[outcome] = Counter(label: "streamhub_discovery_links_total", dimensions: [("outcome", outcome.rawValue)], factory: metrics)
@@ -115,6 +124,10 @@ public struct DiscoveryService: Sendable {
         guard !links.isEmpty else { return [] }
         if let reason = ignoreLists.ignoresMessage(source: message.source, channel: message.channel, author: message.author) {
             return links.map { record(DiscoveryResult(link: $0.url, platform: $0.platform, outcome: .ignored, streamID: nil, reason: reason)) }
+        }
+        guard try await firstSighting(of: message) else {
+            duplicates.increment()
+            return []
         }
         let location = locations.location(in: message.text)
         var results: [DiscoveryResult] = []
@@ -148,6 +161,23 @@ public struct DiscoveryService: Sendable {
             logger.info("discovered streams", metadata: ["source": .string(message.source), "links": .string(results.map(\.link).joined(separator: " "))])
         }
         return results
+    }
+
+    /// Whether this is the first time a message with this id is ingested (messages without an id always are).
+    /// One insert that does nothing on a repeat, so two instances racing on one message agree too.
+    func firstSighting(of message: ChatMessage) async throws -> Bool {
+        guard let id = message.id, !id.isEmpty, id.count <= 200 else { return true }
+        let now = Timestamp.now()
+        let rows = try await database.sql.raw("""
+            INSERT INTO chat_messages_seen (source, channel, message_id, seen_at) VALUES (\(bind: message.source), \(bind: message.channel ?? ""), \(bind: id), \(bind: now))
+            ON CONFLICT DO NOTHING RETURNING message_id
+            """).all()
+        if rows.isEmpty { return false }
+        // Now and then, forget ids older than a day (a replay comes within minutes).
+        if Int.random(in: 0..<500) == 0 {
+            try? await database.sql.raw("DELETE FROM chat_messages_seen WHERE seen_at < \(bind: now - 86_400)").run()
+        }
+        return true
     }
 
     private func record(_ result: DiscoveryResult) -> DiscoveryResult {
