@@ -34,9 +34,12 @@ public struct RecorderModule: Sendable {
     public let retention: RetentionSweeper
     let stateSources = StateSources()
     let streamChannels = StreamChannels()
+    /// Where the other instances answer: a segment on another instance's disk is fetched from it.
+    let instances: InstanceDirectory?
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
-                logger: Logger, metrics: any MetricsFactory) {
+                instances: InstanceDirectory? = nil, logger: Logger, metrics: any MetricsFactory) {
+        self.instances = instances
         let settings = configuration.recorder
         let client = GuardedFetcher.makeClient()
         let guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
@@ -58,7 +61,7 @@ public struct RecorderModule: Sendable {
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize).addRoutes(to: api)
-        let playback = PlaybackController(supervisor: supervisor)
+        let playback = PlaybackController(supervisor: supervisor, instances: instances, client: client)
         playback.addRoutes(to: router)
         playback.addFastRoutes(to: realtime.fastRoutes)
         addStreamChannels(to: router)

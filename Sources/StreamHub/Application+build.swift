@@ -127,7 +127,8 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     discovery.addRoutes(api: api)
     let status = StatusCheckerModule(configuration: configuration, database: database, registry: registryModule, clock: clock, logger: logger, metrics: factory)
     status.addRoutes(api: api)
-    let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule,
+    let instances = InstanceDirectory(database: database, instanceID: configuration.instanceID, address: advertisedURL(configuration), logger: logger)
+    let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, instances: instances,
                                   logger: logger, metrics: factory)
     recorder.addRoutes(to: router, api: api)
     let wall = try WallModule(database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder, logger: logger)
@@ -145,7 +146,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         ? BindAddress.unixDomainSocket(path: configuration.host)
         : BindAddress.hostname(configuration.host, port: configuration.port)
     let serverLogger = logger
-    var services: [any Service] = [bus]
+    var services: [any Service] = [bus, instances]
     services.append(MaintenanceLease(database: database, owner: configuration.instanceID, duration: configuration.jobLease, health: health,
                                      logger: logger, metrics: factory))
     services += realtime.services
@@ -176,6 +177,16 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
                                 realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, streamManager: streamManager, grpc: grpc, routes: routes,
                                 health: health, metrics: registry, logger: logger)
+}
+
+/// The URL other instances reach this one at: `--advertise-url`, else the host and port (the machine's name
+/// when listening on every address); none on a Unix socket.
+func advertisedURL(_ configuration: HubConfiguration) -> String? {
+    if let url = configuration.advertiseURL { return url }
+    let host = configuration.host
+    if host.hasPrefix("/") { return nil }
+    let name = host == "0.0.0.0" || host == "::" ? ProcessInfo.processInfo.hostName : host
+    return "http://\(name.contains(":") ? "[\(name)]" : name):\(configuration.port)"
 }
 
 /// Every module's migrations, in one list.

@@ -37,6 +37,7 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("instance-id")) var instanceId: String?
     @Option(help: ConfigurationOptions.help("max-body-size")) var maxBodySize: String?
     @Option(help: ConfigurationOptions.help("job-lease")) var jobLease: String?
+    @Option(help: ConfigurationOptions.help("advertise-url")) var advertiseUrl: String?
     @Option(help: ConfigurationOptions.help("ws-max-frame-size")) var wsMaxFrameSize: String?
     @Option(help: ConfigurationOptions.help("ws-max-queued-bytes")) var wsMaxQueuedBytes: String?
     @Option(help: ConfigurationOptions.help("ws-ping-interval")) var wsPingInterval: String?
@@ -79,7 +80,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("host", host), ("port", port), ("grpc-port", grpcPort), ("data-dir", dataDir), ("database-url", databaseUrl),
             ("service-keys", serviceKeys), ("jwt-secret", jwtSecret), ("allow-private-sources", allowPrivateSources),
             ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
-            ("job-lease", jobLease), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
+            ("job-lease", jobLease), ("advertise-url", advertiseUrl), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
             ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
             ("bcrypt-cost", bcryptCost), ("overlay-grace-period", overlayGracePeriod), ("caption-retention", captionRetention),
             ("access-log-retention-days", accessLogRetentionDays),

@@ -35,6 +35,13 @@ import Testing
         #expect(configuration.instanceID == "node-1")
     }
 
+    @Test func scaleOutSettings() throws {
+        let configuration = try HubConfiguration.resolve(flags: ["advertise-url": "http://10.0.0.5:8027/", "job-lease": "20"], environment: [:])
+        #expect(configuration.advertiseURL == "http://10.0.0.5:8027" && configuration.jobLease == 20)
+        let defaults = try HubConfiguration.resolve(flags: [:], environment: [:])
+        #expect(defaults.advertiseURL == nil && defaults.jobLease == 15)
+    }
+
     @Test func flagWinsOverEnvironment() throws {
         let configuration = try HubConfiguration.resolve(flags: ["port": "7000"], environment: ["STREAMHUB_PORT": "9000"])
         #expect(configuration.port == 7000)
@@ -60,6 +67,9 @@ import Testing
         (["STREAMHUB_JWT_SECRET": "too-short"], [:], "STREAMHUB_JWT_SECRET"),
         (["STREAMHUB_INSTANCE_ID": "has space"], [:], "STREAMHUB_INSTANCE_ID"),
         (["STREAMHUB_WS_MAX_FRAME_SIZE": "10"], [:], "STREAMHUB_WS_MAX_FRAME_SIZE"),
+        (["STREAMHUB_ADVERTISE_URL": "ftp://node-1:8027"], [:], "STREAMHUB_ADVERTISE_URL"),
+        (["STREAMHUB_ADVERTISE_URL": "http://node-1:8027/api?x=1"], [:], "STREAMHUB_ADVERTISE_URL"),
+        (["STREAMHUB_JOB_LEASE": "1"], [:], "STREAMHUB_JOB_LEASE"),
         ([:], ["bogus": "1"], "--bogus"),
     ])
     func invalidSettingIsNamed(environment: [String: String], flags: [String: String], setting: String) {

@@ -484,3 +484,44 @@ def test_another_instance_takes_a_recording_over_when_its_owner_dies(start_serve
                                        text=True).split())
     files = {n for n in os.listdir(os.path.join(shared, "recordings", rid)) if re.fullmatch(r"\d{10}\.ts", n)}
     assert rows == files and len(rows) >= before + 3
+
+
+def test_any_instance_serves_any_recordings_segments_from_the_owners_disk(start_server, postgres, data_dir, live_source):
+    """Two instances, two disks, one database: a segment asked of the instance that does not hold it is
+    fetched from the one that does (its address from the instance directory), Range requests included."""
+    url = postgres.create_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
+    env.update({"STREAMHUB_DATABASE_URL": url})
+    created = subprocess.run([os.environ.get("STREAMHUB_BIN", str(Path(__file__).resolve().parents[2] / ".build" / "debug" / "streamhub")),
+                              "apikey", "create", "--name", "proxy", "--role", "editor"], capture_output=True, text=True, env=env, timeout=60)
+    key = re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)
+    common = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0"}
+    for disk in ("disk-a", "disk-b"):
+        os.makedirs(os.path.join(data_dir, disk))
+    a = start_server(data=os.path.join(data_dir, "disk-a"), extra_env={**common, "STREAMHUB_INSTANCE_ID": "disk-a"})
+    b = start_server(data=os.path.join(data_dir, "disk-b"), extra_env={**common, "STREAMHUB_INSTANCE_ID": "disk-b"})
+    status, rec = post_json(a, "/api/v1/recordings", key, {"url": live_source.url()})
+    assert status == 201 and rec["owner"] == "disk-a", rec
+    rid = rec["id"]
+    wait_until(lambda: recording(b, key, rid)["segments"] >= 3, 30, "three segments")
+    status, _, body = http("GET", b.url(f"/recordings/{rid}/live.m3u8"))
+    assert status == 200
+    name = playlist_entries(body.decode())[0][1].split("/")[-1]
+    assert not os.path.exists(os.path.join(data_dir, "disk-b", "recordings", rid, name)), "not on b's disk"
+    on_a = http("GET", a.url(f"/recordings/{rid}/segments/{name}"))
+    on_b = http("GET", b.url(f"/recordings/{rid}/segments/{name}"))
+    assert on_a[0] == 200 and on_b[0] == 200 and on_b[2] == on_a[2] and len(on_a[2]) > 1000, (on_b[0], len(on_b[2]))
+    assert on_b[1].get("Content-Type") == "video/mp2t"
+    part = http("GET", b.url(f"/recordings/{rid}/segments/{name}"), headers={"Range": "bytes=188-375"})
+    assert part[0] == 206 and part[2] == on_a[2][188:376] and part[1].get("Content-Range", "").startswith("bytes 188-375/"), part[:2]
+    # A player on b plays the recording whole (playlist from the index, segments through b).
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", b.url(f"/recordings/{rid}/live.m3u8")],
+                           capture_output=True, text=True, timeout=30)
+    assert "video" in probe.stdout, probe.stderr
+    # A request already passed on is never passed on again (no loops), and an unknown segment is 404.
+    assert http("GET", b.url(f"/recordings/{rid}/segments/{name}"), headers={"X-StreamHub-Proxied": "disk-a"})[0] == 404
+    assert http("GET", b.url(f"/recordings/{rid}/segments/9999999999.ts"))[0] == 404
+    # The owner gone: a clear 502 until another instance takes the recording over.
+    a.stop(signal.SIGKILL)
+    missing = http("GET", b.url(f"/recordings/{rid}/segments/{name}"))
+    assert missing[0] in (404, 502), missing[:2]

@@ -12,7 +12,7 @@ from conftest import BINARY, SERVICE_KEY, http, wait_until
 
 SETTINGS = ["--host", "--port", "--grpc-port", "--data-dir", "--database-url", "--service-keys", "--jwt-secret",
             "--allow-private-sources", "--log-level", "--log-format", "--instance-id", "--max-body-size",
-            "--ws-max-frame-size", "--ws-max-queued-bytes", "--ws-ping-interval", "--shutdown-timeout", "--job-lease"]
+            "--ws-max-frame-size", "--ws-max-queued-bytes", "--ws-ping-interval", "--shutdown-timeout", "--job-lease", "--advertise-url"]
 
 
 def test_help_explains_every_option():

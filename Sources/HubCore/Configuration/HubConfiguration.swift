@@ -69,6 +69,9 @@ public struct HubConfiguration: Sendable {
     /// Seconds the maintenance lease lasts: the instance holding it runs the jobs that must run once
     /// (scheduled key rotation, retention sweeps of shared tables); another takes over within this when it dies.
     public var jobLease: Double = 15
+    /// The URL other instances reach this one at (`http://10.0.0.5:8027`): they fetch the segments on this
+    /// instance's disk through it. `nil`: worked out from the host and port.
+    public var advertiseURL: String? = nil
     /// Networks that read `/metrics` and the details of `/health` without the token.
     public var metricsNetworks: [IPNetwork] = IPNetwork.loopbackAndPrivate
     /// Chat connectors and link detection.
@@ -169,6 +172,8 @@ public struct HubConfiguration: Sendable {
         Setting("metrics-token", default: "", help: "Bearer token (16+ characters) that opens /metrics and /health details from any address."),
         Setting("metrics-networks", default: "loopback and private networks",
                 help: "Comma-separated CIDRs that read /metrics and /health details without the token; 'none' for no network."),
+        Setting("advertise-url", default: "http://<host>:<port> (the machine's name for 0.0.0.0)",
+                help: "The URL other instances reach this one at; they fetch the recording segments on this instance's disk through it."),
         Setting("job-lease", default: "15", help: "Seconds the maintenance lease lasts (the instance holding it runs scheduled jobs); another instance takes over within this when it dies."),
         Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
@@ -341,6 +346,13 @@ public struct HubConfiguration: Sendable {
         configuration.metricsToken = metricsToken
         configuration.metricsNetworks = metricsNetworks
         configuration.jobLease = Double(try source.integer("job-lease", in: 3...3_600) ?? 15)
+        if let url = try source.string("advertise-url"), !url.isEmpty {
+            guard let components = URLComponents(string: url), ["http", "https"].contains(components.scheme ?? ""), components.host?.isEmpty == false,
+                  components.path.isEmpty || components.path == "/", components.query == nil else {
+                throw source.invalid("advertise-url", "must be http(s)://host:port")
+            }
+            configuration.advertiseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
         return configuration
     }
 

@@ -2,7 +2,7 @@ import SQLKit
 
 /// The migrations HubStore itself owns; domain modules bring their own.
 public enum CoreMigrations {
-    public static let all: [any Migration] = [CreateEventPayloads(), CreateLeases()]
+    public static let all: [any Migration] = [CreateEventPayloads(), CreateLeases(), CreateInstances()]
 }
 
 /// Event payloads too large for a PostgreSQL NOTIFY travel through this table (see `PostgresBackplane`).
@@ -44,6 +44,21 @@ struct CreateLeases: Migration {
                 address TEXT,
                 acquired_at DOUBLE PRECISION NOT NULL,
                 until DOUBLE PRECISION NOT NULL
+            )
+            """).run()
+    }
+}
+
+/// Where each instance answers (see `InstanceDirectory`).
+struct CreateInstances: Migration {
+    let name = "0003-core-instances"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        try await database.raw("""
+            CREATE TABLE hub_instances (
+                id TEXT PRIMARY KEY,
+                address TEXT,
+                seen_at DOUBLE PRECISION NOT NULL
             )
             """).run()
     }

@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import HLS
+import HubStore
+import HTTPTypes
 import HubCore
 import Hummingbird
 import NIOCore
@@ -17,9 +20,18 @@ final class PlaybackController: Sendable {
     let remoteLive = Mutex<[String: (at: ContinuousClock.Instant, body: ByteBuffer, first: Int)]>([:])
     let defaultRecording = Mutex<(at: ContinuousClock.Instant, id: String?)?>(nil)
 
-    init(supervisor: RecorderSupervisor) {
+    /// Where other instances answer, and the client that fetches their segments (`nil`: no proxying).
+    let instances: InstanceDirectory?
+    let client: HTTPClient?
+
+    init(supervisor: RecorderSupervisor, instances: InstanceDirectory? = nil, client: HTTPClient? = nil) {
         self.supervisor = supervisor
+        self.instances = instances
+        self.client = client
     }
+
+    /// Marks a request one instance makes to another for a segment: the other never passes it on again.
+    static let proxiedHeader = HTTPField.Name("X-StreamHub-Proxied")!
 
     static let playlistType = "application/vnd.apple.mpegurl"
     static let segmentCache = "public, max-age=31536000, immutable"
@@ -156,8 +168,39 @@ final class PlaybackController: Sendable {
 
     func segment(_ id: String, name: String, request: Request, context: HubRequestContext) async throws -> Response {
         guard let path = supervisor.store.path(id, name) else { throw HubError.notFound("no segment \(name)") }
+        if !FileManager.default.fileExists(atPath: path), request.headers[Self.proxiedHeader] == nil,
+           let answer = try await fromOwner(id, name: name, request: request) {
+            return answer
+        }
         return try await FileResponder.respond(path: path, cache: supervisor.store.cache, contentType: SegmentStore.contentType(name),
                                                cacheControl: Self.segmentCache, request: request, context: context)
+    }
+
+    /// A segment this instance's disk does not hold, fetched from the instance recording it (its owner in the
+    /// index, its address from the instance directory). `nil` when there is no other owner to ask; a 404 or
+    /// an unreachable owner is the caller's 404 or a 502.
+    func fromOwner(_ id: String, name: String, request: Request) async throws -> Response? {
+        guard let instances, let client,
+              let row = try await supervisor.database.reader.raw("SELECT owner FROM recordings WHERE id = \(bind: id)").first(),
+              let owner = try row.decode(column: "owner", as: String?.self), owner != supervisor.instanceID,
+              let address = await instances.address(of: owner) else { return nil }
+        var upstream = HTTPClientRequest(url: "\(address)/recordings/\(id)/segments/\(name)")
+        upstream.headers.add(name: Self.proxiedHeader.rawName, value: supervisor.instanceID)
+        if let range = request.headers[.range] { upstream.headers.add(name: "Range", value: range) }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(upstream, timeout: .seconds(10))
+        } catch {
+            throw HubError(.badGateway, code: "owner_unreachable", message: "the instance recording \(id) (\(owner)) did not answer")
+        }
+        guard response.status == .ok || response.status == .partialContent else {
+            if response.status == .notFound { throw HubError.notFound("no segment \(name)") }
+            throw HubError(.badGateway, code: "owner_failed", message: "the instance recording \(id) answered \(response.status.code)")
+        }
+        let body = try await response.body.collect(upTo: supervisor.settings.maxSegmentBytes + 1)
+        var headers: HTTPFields = [.cacheControl: Self.segmentCache, .acceptRanges: "bytes", .contentType: SegmentStore.contentType(name)]
+        if let range = response.headers.first(name: "Content-Range") { headers[.contentRange] = range }
+        return Response(status: .init(code: Int(response.status.code)), headers: headers, body: .init(byteBuffer: body))
     }
 
     func requireRecording(_ id: String) async throws {
