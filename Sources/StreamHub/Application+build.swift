@@ -147,6 +147,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         : BindAddress.hostname(configuration.host, port: configuration.port)
     let serverLogger = logger
     var services: [any Service] = [bus, instances]
+    services.append(ScheduledBackups(backups: Backups(database: database, configuration: configuration),
+                                     directory: configuration.backupDirectory ?? (configuration.dataDirectory as NSString).appendingPathComponent("backups"),
+                                     interval: configuration.backupInterval, keep: configuration.backupKeep, logger: logger))
     services.append(MaintenanceLease(database: database, owner: configuration.instanceID, duration: configuration.jobLease, health: health,
                                      logger: logger, metrics: factory))
     services += realtime.services

@@ -17,7 +17,7 @@ struct StreamHubCommand: AsyncParsableCommand {
             127.0.0.1:8027 and keeps its SQLite database under ./data.
             """,
         version: streamHubVersion,
-        subcommands: [Serve.self, Migrate.self, UserCommand.self, APIKeyCommand.self, OverlayCommand.self, ProgramCommand.self],
+        subcommands: [Serve.self, Migrate.self, Backup.self, Restore.self, UserCommand.self, APIKeyCommand.self, OverlayCommand.self, ProgramCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -38,6 +38,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("max-body-size")) var maxBodySize: String?
     @Option(help: ConfigurationOptions.help("job-lease")) var jobLease: String?
     @Option(help: ConfigurationOptions.help("advertise-url")) var advertiseUrl: String?
+    @Option(help: ConfigurationOptions.help("backup-interval")) var backupInterval: String?
+    @Option(help: ConfigurationOptions.help("backup-keep")) var backupKeep: String?
+    @Option(help: ConfigurationOptions.help("backup-dir")) var backupDir: String?
     @Option(help: ConfigurationOptions.help("ws-max-frame-size")) var wsMaxFrameSize: String?
     @Option(help: ConfigurationOptions.help("ws-max-queued-bytes")) var wsMaxQueuedBytes: String?
     @Option(help: ConfigurationOptions.help("ws-ping-interval")) var wsPingInterval: String?
@@ -80,7 +83,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("host", host), ("port", port), ("grpc-port", grpcPort), ("data-dir", dataDir), ("database-url", databaseUrl),
             ("service-keys", serviceKeys), ("jwt-secret", jwtSecret), ("allow-private-sources", allowPrivateSources),
             ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
-            ("job-lease", jobLease), ("advertise-url", advertiseUrl), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
+            ("job-lease", jobLease), ("advertise-url", advertiseUrl), ("backup-interval", backupInterval), ("backup-keep", backupKeep), ("backup-dir", backupDir), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
             ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
             ("bcrypt-cost", bcryptCost), ("overlay-grace-period", overlayGracePeriod), ("caption-retention", captionRetention),
             ("access-log-retention-days", accessLogRetentionDays),
@@ -111,6 +114,58 @@ struct Serve: AsyncParsableCommand {
         let configuration = try options.resolve()
         let application = try await buildApplication(configuration)
         try await application.runService()
+    }
+}
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a consistent backup of the database (and the JWT secret) into a new directory, while the server runs.",
+        discussion: "SQLite: an online snapshot (VACUUM INTO). PostgreSQL: pg_dump's custom format (needs postgresql-client). Segment files are not copied.")
+
+    @OptionGroup var options: ConfigurationOptions
+    @Argument(help: "The directory to write (new, or empty).") var directory: String
+
+    func run() async throws {
+        let configuration = try options.resolve()
+        let logger = Logger(label: "streamhub.backup")
+        let database = try HubDatabase.open(configuration.database, logger: logger)
+        do {
+            let manifest = try await Backups(database: database, configuration: configuration).take(into: directory)
+            print("backup written to \(directory): " + manifest.files.joined(separator: ", "))
+        } catch {
+            await database.shutdown()
+            FileHandle.standardError.write(Data("streamhub: backup failed: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        await database.shutdown()
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup into an empty data directory or an empty PostgreSQL database, then apply newer migrations.")
+
+    @OptionGroup var options: ConfigurationOptions
+    @Argument(help: "The backup directory.") var directory: String
+
+    func run() async throws {
+        let configuration = try options.resolve()
+        let logger = Logger(label: "streamhub.restore")
+        do {
+            let manifest = try await Backups.restore(from: directory, configuration: configuration, logger: logger)
+            let database = try HubDatabase.open(configuration.database, logger: logger)
+            do {
+                _ = try await Migrator(database: database, migrations: allStreamHubMigrations, logger: logger).migrate()
+            } catch {
+                await database.shutdown()
+                throw error
+            }
+            await database.shutdown()
+            print("restored the backup of \(manifest.createdAt) (\(manifest.kind), from \(manifest.instance)) into \(configuration.database.redacted)")
+        } catch {
+            FileHandle.standardError.write(Data("streamhub: restore failed: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
     }
 }
 

@@ -3,6 +3,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -232,3 +233,127 @@ def admin_token(server, url) -> str:
     assert created.returncode == 0, created.stderr
     import re
     return re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)
+
+
+def _cli(env_extra: dict, *args, stdin=None):
+    import os
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, **env_extra}
+    return subprocess.run([BINARY, *args], input=stdin, capture_output=True, text=True, timeout=120, env=env)
+
+
+def _write_load(server, key, stop, written):
+    """Creates streams as fast as one client can until `stop` is set."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        status, _, _ = http("POST", server.url("/api/v1/streams"), json.dumps({"link": f"https://twitch.tv/load_{threading.get_ident()}_{n}"}).encode(),
+                            {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        if status == 201:
+            written.append(n)
+
+
+def _sqlite_tables(path):
+    import sqlite3
+    db = sqlite3.connect(path)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    content = {t: sorted(map(repr, db.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
+    db.close()
+    return content
+
+
+def _postgres_tables(url):
+    tables = subprocess.check_output(["psql", url, "-At", "-c", "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"], text=True).split()
+    return {t: sorted(subprocess.check_output(["psql", url, "-At", "-c", f'SELECT t::text FROM "{t}" t'], text=True).splitlines()) for t in tables}
+
+
+def test_a_backup_taken_under_write_load_restores_into_a_fresh_instance_table_for_table(start_server, data_dir):
+    """SQLite: `streamhub backup` while writes flow; `streamhub restore` into a new data directory; every table
+    of the restored database equals the snapshot's, and the restored instance accepts the old credentials."""
+    import os
+    live = os.path.join(data_dir, "live")
+    os.makedirs(live)
+    server = start_server(data=live)
+    admin = _cli({"STREAMHUB_DATA_DIR": live}, "apikey", "create", "--name", "backup-test", "--role", "admin")
+    assert admin.returncode == 0, admin.stderr
+    import re
+    key = re.search(r"(shk_[0-9a-f]{64})", admin.stdout).group(1)
+    assert _cli({"STREAMHUB_DATA_DIR": live}, "user", "create", "--email", "ed@example.org", "--role", "editor", "--password-stdin",
+                stdin="editor password\n").returncode == 0
+    token = json.loads(http("POST", server.url("/api/v1/users/login"), json.dumps({"email": "ed@example.org", "password": "editor password"}).encode(),
+                            {"Content-Type": "application/json"})[2])["token"]
+    stop, written = threading.Event(), []
+    writers = [threading.Thread(target=_write_load, args=(server, key, stop, written)) for _ in range(3)]
+    for w in writers:
+        w.start()
+    wait_until(lambda: len(written) >= 30, 30, "writes to flow")
+    backup = os.path.join(data_dir, "backup-1")
+    taken = _cli({"STREAMHUB_DATA_DIR": live}, "backup", backup)
+    during = len(written)
+    wait_until(lambda: len(written) >= during + 30, 30, "writes to go on after the backup")
+    stop.set()
+    for w in writers:
+        w.join()
+    assert taken.returncode == 0, taken.stderr
+    manifest = json.load(open(os.path.join(backup, "manifest.json")))
+    assert manifest["kind"] == "sqlite" and set(manifest["files"]) == {"streamhub.sqlite", "jwt-secret"}, manifest
+    assert oct(os.stat(os.path.join(backup, "jwt-secret")).st_mode & 0o777) == "0o600"
+    snapshot = _sqlite_tables(os.path.join(backup, "streamhub.sqlite"))
+    streams_in_backup = len(snapshot["streams"])
+    assert 30 <= streams_in_backup < len(written), (streams_in_backup, len(written))
+    # Into a backup directory again: refused, nothing overwritten.
+    assert _cli({"STREAMHUB_DATA_DIR": live}, "backup", backup).returncode != 0
+
+    fresh = os.path.join(data_dir, "fresh")
+    restored = _cli({"STREAMHUB_DATA_DIR": fresh}, "restore", backup)
+    assert restored.returncode == 0, restored.stderr
+    assert _cli({"STREAMHUB_DATA_DIR": fresh}, "restore", backup).returncode != 0, "never over an existing database"
+    after = _sqlite_tables(os.path.join(fresh, "streamhub.sqlite"))
+    assert after.keys() == snapshot.keys()
+    for table in snapshot:
+        assert after[table] == snapshot[table], f"table {table} differs after restore"
+    again = start_server(data=fresh)
+    status, _, body = http("GET", again.url("/api/v1/streams?per_page=1"), headers={"Authorization": f"Bearer {key}"})
+    assert status == 200 and json.loads(body)["meta"]["total_count"] == streams_in_backup, "the API key works, every stream is there"
+    assert http("GET", again.url("/api/v1/users/me"), headers={"Authorization": f"Bearer {token}"})[0] == 200, "a token from before still signs in"
+    server.stop()
+
+
+def test_postgres_backups_restore_table_for_table_and_the_schedule_keeps_the_newest(start_server, postgres, data_dir):
+    import os
+    import re
+    if not shutil_which("pg_dump"):
+        pytest.skip("pg_dump is not installed")
+    url = postgres.create_database()
+    server = start_server({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_BACKUP_INTERVAL": "2", "STREAMHUB_BACKUP_KEEP": "2", "STREAMHUB_JOB_LEASE": "3"})
+    key = re.search(r"(shk_[0-9a-f]{64})", _cli({"STREAMHUB_DATABASE_URL": url}, "apikey", "create", "--name", "pg", "--role", "admin").stdout).group(1)
+    stop, written = threading.Event(), []
+    writer = threading.Thread(target=_write_load, args=(server, key, stop, written))
+    writer.start()
+    wait_until(lambda: len(written) >= 20, 30, "writes to flow")
+    backup = os.path.join(data_dir, "pg-backup")
+    taken = _cli({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_DATA_DIR": server.data_dir}, "backup", backup)
+    stop.set()
+    writer.join()
+    assert taken.returncode == 0, taken.stderr
+    target = postgres.create_database()
+    restored = _cli({"STREAMHUB_DATABASE_URL": target, "STREAMHUB_DATA_DIR": os.path.join(data_dir, "pg-fresh")}, "restore", backup)
+    assert restored.returncode == 0, restored.stderr
+    assert _cli({"STREAMHUB_DATABASE_URL": target, "STREAMHUB_DATA_DIR": os.path.join(data_dir, "pg-fresh")}, "restore", backup).returncode != 0
+    # The dump is one transaction: compare it, restored, with a second restore of the same dump's listing.
+    check = postgres.create_database()
+    subprocess.run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", f"--dbname={check}", os.path.join(backup, "streamhub.pgdump")], check=True)
+    assert _postgres_tables(target) == _postgres_tables(check)
+    restored_streams = int(subprocess.check_output(["psql", target, "-At", "-c", "SELECT COUNT(*) FROM streams"], text=True))
+    assert 20 <= restored_streams <= len(written)
+
+    # The schedule: a backup every 2 s, the newest 2 kept, under <data dir>/backups.
+    backups_dir = os.path.join(server.data_dir, "backups")
+    wait_until(lambda: "backup written" in server.logs() and server.logs().count("backup written") >= 3, 30, "three scheduled backups")
+    names = sorted(n for n in os.listdir(backups_dir) if n.startswith("backup-"))
+    assert len(names) == 2, names
+    assert all(os.path.exists(os.path.join(backups_dir, n, "streamhub.pgdump")) for n in names)
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name)

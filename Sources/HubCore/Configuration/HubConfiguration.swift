@@ -72,6 +72,12 @@ public struct HubConfiguration: Sendable {
     /// The URL other instances reach this one at (`http://10.0.0.5:8027`): they fetch the segments on this
     /// instance's disk through it. `nil`: worked out from the host and port.
     public var advertiseURL: String? = nil
+    /// Seconds between scheduled backups (on the maintenance lease holder); 0: none.
+    public var backupInterval: Double = 86_400
+    /// Scheduled backups kept (the oldest go).
+    public var backupKeep = 7
+    /// Where scheduled backups go; `nil`: `<data dir>/backups`.
+    public var backupDirectory: String? = nil
     /// Networks that read `/metrics` and the details of `/health` without the token.
     public var metricsNetworks: [IPNetwork] = IPNetwork.loopbackAndPrivate
     /// Chat connectors and link detection.
@@ -174,6 +180,9 @@ public struct HubConfiguration: Sendable {
                 help: "Comma-separated CIDRs that read /metrics and /health details without the token; 'none' for no network."),
         Setting("advertise-url", default: "http://<host>:<port> (the machine's name for 0.0.0.0)",
                 help: "The URL other instances reach this one at; they fetch the recording segments on this instance's disk through it."),
+        Setting("backup-interval", default: "86400", help: "Seconds between scheduled backups (taken by one instance); 0 turns them off."),
+        Setting("backup-keep", default: "7", help: "Scheduled backups kept; older ones are deleted."),
+        Setting("backup-dir", default: "<data dir>/backups", help: "Directory of the scheduled backups."),
         Setting("job-lease", default: "15", help: "Seconds the maintenance lease lasts (the instance holding it runs scheduled jobs); another instance takes over within this when it dies."),
         Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
@@ -346,6 +355,9 @@ public struct HubConfiguration: Sendable {
         configuration.metricsToken = metricsToken
         configuration.metricsNetworks = metricsNetworks
         configuration.jobLease = Double(try source.integer("job-lease", in: 3...3_600) ?? 15)
+        configuration.backupInterval = Double(try source.integer("backup-interval", in: 0...31_536_000) ?? 86_400)
+        configuration.backupKeep = try source.integer("backup-keep", in: 1...1_000) ?? 7
+        if let directory = try source.string("backup-dir"), !directory.isEmpty { configuration.backupDirectory = directory }
         if let url = try source.string("advertise-url"), !url.isEmpty {
             guard let components = URLComponents(string: url), ["http", "https"].contains(components.scheme ?? ""), components.host?.isEmpty == false,
                   components.path.isEmpty || components.path == "/", components.query == nil else {
