@@ -55,6 +55,7 @@ public struct RegistryModule: Sendable {
         [
             RegistryBackground(service: service, access: access, hub: realtime.hub, logger: logger),
             EventsForwarder(bus: service.bus, hub: realtime.hub, topic: CableController.topic, types: RegistryEventType.cable),
+            RateLimitSync(bus: service.bus, limiters: ["write": writeLimiter, "login_failures": loginFailures], logger: logger),
         ]
     }
 

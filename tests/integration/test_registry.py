@@ -222,3 +222,38 @@ def test_a_disabled_user_and_a_revoked_key_stop_working_on_every_instance_within
     refused_everywhere_within_a_second(temp, "a disabled user's token")
     assert http("DELETE", a.url(f"/api/v1/api_keys/{key['api_key']['id']}"), headers=admin)[0] == 204
     refused_everywhere_within_a_second(key_header, "a revoked API key")
+
+
+def test_write_and_login_failure_limits_hold_across_instances(start_server, postgres):
+    """The limits are the deployment's, not each instance's: spends travel on the bus every quarter second."""
+    import time
+
+    url = postgres.create_database()
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_WRITE_RATE_LIMIT": "20", "STREAMHUB_LOGIN_FAILURE_LIMIT": "5"}
+    a = start_server({**env, "STREAMHUB_INSTANCE_ID": "limit-a"})
+    b = start_server({**env, "STREAMHUB_INSTANCE_ID": "limit-b"})
+    plain = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": url}
+    made = subprocess.run([BINARY, "apikey", "create", "--name", "writer", "--role", "editor"], capture_output=True, text=True, timeout=60, env=plain)
+    key = re.search(r"(shk_[0-9a-f]{64})", made.stdout).group(1)
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def write(server, n):
+        return http("POST", server.url("/api/v1/streams"), json.dumps({"link": f"https://twitch.tv/limit_{n}"}).encode(), auth)[0]
+
+    # Wait until the bus carries A's spends to B (B's own answer tells): spend 15 on A, then B allows 5 more.
+    assert [write(a, n) for n in range(15)] == [201] * 15
+    time.sleep(1)  # a quarter-second batch plus the bus: let A's spends reach B
+    on_b = [write(b, 100 + n) for n in range(8)]
+    assert on_b.count(201) == 5 and on_b[5:] == [429, 429, 429], on_b
+    total = int(subprocess.check_output(["psql", url, "-At", "-c", "SELECT COUNT(*) FROM streams"], text=True))
+    assert total == 20, "20 writes a minute for the key, over both instances"
+
+    # Login failures from one address: 3 on A and 2 on B use up the 5; the next try is refused on either.
+    def fail(server):
+        return http("POST", server.url("/api/v1/users/login"), json.dumps({"email": "nobody@example.org", "password": "wrong password"}).encode(),
+                    {"Content-Type": "application/json"})[0]
+    assert [fail(a) for _ in range(3)] == [401] * 3
+    time.sleep(1)
+    assert [fail(b) for _ in range(2)] == [401] * 2
+    time.sleep(1)
+    assert fail(a) == 429 and fail(b) == 429
