@@ -43,7 +43,7 @@ struct BrokenMigration: Migration {
         try await withDatabase(backend) { database in
             let migrator = Migrator(database: database, migrations: CoreMigrations.all + [AddWidgetColour(), CreateWidgets()], logger: logger)
             let first = try await migrator.migrate()
-            #expect(first == ["0001-core-event-payloads", "0002-core-leases", "0003-core-instances", "0100-test-widgets", "0101-test-widget-colour"])
+            #expect(first == ["0001-core-event-payloads", "0002-core-leases", "0003-core-instances", "0004-core-event-log", "0100-test-widgets", "0101-test-widget-colour"])
             let second = try await migrator.migrate()
             #expect(second.isEmpty)
             let applied = try await migrator.applied()
@@ -76,7 +76,7 @@ struct BrokenMigration: Migration {
                 }
                 return try await group.reduce(into: [String]()) { $0 += $1 }
             }
-            #expect(results.sorted() == ["0001-core-event-payloads", "0002-core-leases", "0003-core-instances", "0100-test-widgets", "0101-test-widget-colour"])
+            #expect(results.sorted() == ["0001-core-event-payloads", "0002-core-leases", "0003-core-instances", "0004-core-event-log", "0100-test-widgets", "0101-test-widget-colour"])
         }
     }
 

@@ -357,3 +357,55 @@ def test_postgres_backups_restore_table_for_table_and_the_schedule_keeps_the_new
 def shutil_which(name):
     import shutil
     return shutil.which(name)
+
+
+def test_events_published_while_a_listener_was_cut_are_replayed_in_order_without_duplicates(start_server, postgres):
+    """pg_terminate_backend cuts every instance's LISTEN connection while A keeps publishing: B's clients still
+    get every event once, in A's order (the listener replays the event log before going live again)."""
+    url = postgres.create_database()
+    a = start_server({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_INSTANCE_ID": "log-a"})
+    b = start_server({"STREAMHUB_DATABASE_URL": url, "STREAMHUB_INSTANCE_ID": "log-b"})
+
+    async def scenario():
+        [on_b] = await open_events(b, 1)
+        # Wait until B hears A.
+        deadline = time.monotonic() + 30
+        while True:
+            assert a.publish({"event": "transcription", "text": "probe"}) == 202
+            try:
+                if json.loads(await asyncio.wait_for(on_b.recv(), 0.5)).get("text") == "probe":
+                    break
+            except asyncio.TimeoutError:
+                assert time.monotonic() < deadline, "B never heard A"
+        while True:
+            try:
+                await asyncio.wait_for(on_b.recv(), 0.3)
+            except asyncio.TimeoutError:
+                break
+        total = 300
+        for n in range(total):
+            assert a.publish({"event": "transcription", "text": f"n{n}", "is_final": True}) == 202
+            if n == 100:
+                cut = subprocess.run(["psql", url, "-At", "-c",
+                                      "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+                assert int(cut) >= 2, f"both listeners cut: {cut}"
+            if 100 < n < 160:
+                await asyncio.sleep(0.01)  # keep publishing through the reconnect
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(seen) < total and time.monotonic() < deadline:
+            try:
+                message = json.loads(await asyncio.wait_for(on_b.recv(), 5))
+            except asyncio.TimeoutError:
+                break
+            if message.get("event") == "transcription" and str(message.get("text", "")).startswith("n"):
+                seen.append(int(message["text"][1:]))
+        assert seen == list(range(total)), f"got {len(seen)}; first missing {next((i for i in range(total) if i not in seen), None)}"
+        await on_b.close()
+
+    asyncio.run(scenario())
+    assert "replayed the event log" in b.logs()
+    metrics = http("GET", b.url("/metrics"))[2].decode()
+    assert 'streamhub_events_dropped_total{reason="backplane_gap"}' not in metrics or \
+        'streamhub_events_dropped_total{reason="backplane_gap"} 0' in metrics

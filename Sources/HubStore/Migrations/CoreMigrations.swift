@@ -2,7 +2,7 @@ import SQLKit
 
 /// The migrations HubStore itself owns; domain modules bring their own.
 public enum CoreMigrations {
-    public static let all: [any Migration] = [CreateEventPayloads(), CreateLeases(), CreateInstances()]
+    public static let all: [any Migration] = [CreateEventPayloads(), CreateLeases(), CreateInstances(), CreateEventLog()]
 }
 
 /// Event payloads too large for a PostgreSQL NOTIFY travel through this table (see `PostgresBackplane`).
@@ -61,5 +61,23 @@ struct CreateInstances: Migration {
                 seen_at DOUBLE PRECISION NOT NULL
             )
             """).run()
+    }
+}
+
+/// The backplane's bounded event log: every event sent between instances, for a listener that reconnects
+/// to replay what it missed (see `PostgresBackplane`). PostgreSQL only; SQLite has one instance.
+struct CreateEventLog: Migration {
+    let name = "0004-core-event-log"
+
+    func prepare(on database: any SQLDatabase, kind: HubDatabase.Kind) async throws {
+        guard kind == .postgres else { return }
+        try await database.raw("""
+            CREATE TABLE hub_event_log (
+                id BIGSERIAL PRIMARY KEY,
+                body TEXT NOT NULL,
+                logged_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """).run()
+        try await database.raw("CREATE INDEX hub_event_log_logged_at ON hub_event_log (logged_at)").run()
     }
 }
