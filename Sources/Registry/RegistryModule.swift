@@ -54,7 +54,8 @@ public struct RegistryModule: Sendable {
     public var services: [any Service] {
         [
             RegistryBackground(service: service, access: access, hub: realtime.hub, logger: logger),
-            EventsForwarder(bus: service.bus, hub: realtime.hub, topic: CableController.topic, types: RegistryEventType.cable),
+            // The cable also carries `resync` (events were lost beyond the backplane log: reload the list).
+            EventsForwarder(bus: service.bus, hub: realtime.hub, topic: CableController.topic, types: RegistryEventType.cable.union(["resync"])),
             RateLimitSync(bus: service.bus, limiters: ["write": writeLimiter, "login_failures": loginFailures], logger: logger),
         ]
     }
