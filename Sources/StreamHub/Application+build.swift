@@ -127,6 +127,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     discovery.addRoutes(api: api)
     let status = StatusCheckerModule(configuration: configuration, database: database, registry: registryModule, clock: clock, logger: logger, metrics: factory)
     status.addRoutes(api: api)
+    ClientAddress.trust(configuration.trustedProxies)
     let instances = InstanceDirectory(database: database, instanceID: configuration.instanceID, address: advertisedURL(configuration), logger: logger)
     let recorder = RecorderModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, instances: instances,
                                   logger: logger, metrics: factory)

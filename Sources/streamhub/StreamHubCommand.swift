@@ -38,6 +38,7 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(help: ConfigurationOptions.help("max-body-size")) var maxBodySize: String?
     @Option(help: ConfigurationOptions.help("job-lease")) var jobLease: String?
     @Option(help: ConfigurationOptions.help("advertise-url")) var advertiseUrl: String?
+    @Option(help: ConfigurationOptions.help("trusted-proxies")) var trustedProxies: String?
     @Option(help: ConfigurationOptions.help("backup-interval")) var backupInterval: String?
     @Option(help: ConfigurationOptions.help("backup-keep")) var backupKeep: String?
     @Option(help: ConfigurationOptions.help("backup-dir")) var backupDir: String?
@@ -83,7 +84,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("host", host), ("port", port), ("grpc-port", grpcPort), ("data-dir", dataDir), ("database-url", databaseUrl),
             ("service-keys", serviceKeys), ("jwt-secret", jwtSecret), ("allow-private-sources", allowPrivateSources),
             ("log-level", logLevel), ("log-format", logFormat), ("instance-id", instanceId), ("max-body-size", maxBodySize),
-            ("job-lease", jobLease), ("advertise-url", advertiseUrl), ("backup-interval", backupInterval), ("backup-keep", backupKeep), ("backup-dir", backupDir), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
+            ("job-lease", jobLease), ("advertise-url", advertiseUrl), ("trusted-proxies", trustedProxies), ("backup-interval", backupInterval), ("backup-keep", backupKeep), ("backup-dir", backupDir), ("ws-max-frame-size", wsMaxFrameSize), ("ws-max-queued-bytes", wsMaxQueuedBytes), ("ws-ping-interval", wsPingInterval),
             ("shutdown-timeout", shutdownTimeout), ("write-rate-limit", writeRateLimit), ("login-failure-limit", loginFailureLimit),
             ("bcrypt-cost", bcryptCost), ("overlay-grace-period", overlayGracePeriod), ("caption-retention", captionRetention),
             ("access-log-retention-days", accessLogRetentionDays),

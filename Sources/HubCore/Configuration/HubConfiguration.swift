@@ -72,6 +72,8 @@ public struct HubConfiguration: Sendable {
     /// The URL other instances reach this one at (`http://10.0.0.5:8027`): they fetch the segments on this
     /// instance's disk through it. `nil`: worked out from the host and port.
     public var advertiseURL: String? = nil
+    /// Proxies whose `X-Forwarded-For` names the client (nginx in front); none by default.
+    public var trustedProxies: [IPNetwork] = []
     /// Seconds between scheduled backups (on the maintenance lease holder); 0: none.
     public var backupInterval: Double = 86_400
     /// Scheduled backups kept (the oldest go).
@@ -183,6 +185,8 @@ public struct HubConfiguration: Sendable {
         Setting("backup-interval", default: "86400", help: "Seconds between scheduled backups (taken by one instance); 0 turns them off."),
         Setting("backup-keep", default: "7", help: "Scheduled backups kept; older ones are deleted."),
         Setting("backup-dir", default: "<data dir>/backups", help: "Directory of the scheduled backups."),
+        Setting("trusted-proxies", default: "none",
+                help: "Comma-separated CIDRs of reverse proxies (nginx) whose X-Forwarded-For names the client, for sign-in limits and logs."),
         Setting("job-lease", default: "15", help: "Seconds the maintenance lease lasts (the instance holding it runs scheduled jobs); another instance takes over within this when it dies."),
         Setting("ws-max-frame-size", default: "65536", help: "Largest inbound WebSocket frame in bytes."),
         Setting("ws-max-queued-bytes", default: "262144", help: "Outbound bytes a WebSocket may fall behind before it is closed (1013)."),
@@ -355,6 +359,10 @@ public struct HubConfiguration: Sendable {
         configuration.metricsToken = metricsToken
         configuration.metricsNetworks = metricsNetworks
         configuration.jobLease = Double(try source.integer("job-lease", in: 3...3_600) ?? 15)
+        for entry in list(try source.string("trusted-proxies")) {
+            guard let network = IPNetwork(entry) else { throw source.invalid("trusted-proxies", "'\(entry)' is not an address or CIDR block") }
+            configuration.trustedProxies.append(network)
+        }
         configuration.backupInterval = Double(try source.integer("backup-interval", in: 0...31_536_000) ?? 86_400)
         configuration.backupKeep = try source.integer("backup-keep", in: 1...1_000) ?? 7
         if let directory = try source.string("backup-dir"), !directory.isEmpty { configuration.backupDirectory = directory }

@@ -55,11 +55,11 @@ struct OverlayController {
         let path = captionsOnly ? "/overlay/captions" : "/overlay"
         let userAgent = request.headers[.userAgent]
         guard let valid = try await keys.validate(key) else {
-            await accessLog.record(community: nil, key: key, ip: context.remoteAddress, userAgent: userAgent, path: path, served: 0, result: "invalid_key")
+            await accessLog.record(community: nil, key: key, ip: context.clientAddress(request), userAgent: userAgent, path: path, served: 0, result: "invalid_key")
             throw HubError.unauthorized("this overlay key is invalid or has expired; copy the current overlay URL", code: "invalid_overlay_key")
         }
         let rendered = try await pages.rendered(valid.communityID, captionsOnly: captionsOnly)
-        await accessLog.record(community: valid.communityID, key: key, ip: context.remoteAddress, userAgent: userAgent, path: path,
+        await accessLog.record(community: valid.communityID, key: key, ip: context.clientAddress(request), userAgent: userAgent, path: path,
                                served: rendered.sourcesServed, result: valid.inGracePeriod ? "ok_grace_period" : "ok")
         return Response(status: .ok, headers: [
             .contentType: "text/html; charset=utf-8",

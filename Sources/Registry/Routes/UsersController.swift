@@ -77,7 +77,7 @@ struct UsersController {
     }
 
     func login(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let ip = context.remoteAddress ?? "unknown"
+        let ip = context.clientAddress(request) ?? "unknown"
         if let retry = loginFailures.blocked(ip) {
             throw HubError.tooManyRequests(retryAfterSeconds: retry)
         }
@@ -118,7 +118,7 @@ struct UsersController {
         guard try await flags.isEnabled("signups") else {
             throw HubError.forbidden("sign-ups are closed; ask an admin for an account")
         }
-        let ip = context.remoteAddress ?? "unknown"
+        let ip = context.clientAddress(request) ?? "unknown"
         if let retry = loginFailures.blocked(ip) { throw HubError.tooManyRequests(retryAfterSeconds: retry) }
         let body = try await request.decodeJSON(as: NewUser.self, limit: 16 * 1024)
         let user = try await createUser(email: body.email, password: body.password, roleLabel: "viewer",
