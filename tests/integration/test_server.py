@@ -409,3 +409,61 @@ def test_events_published_while_a_listener_was_cut_are_replayed_in_order_without
     metrics = http("GET", b.url("/metrics"))[2].decode()
     assert 'streamhub_events_dropped_total{reason="backplane_gap"}' not in metrics or \
         'streamhub_events_dropped_total{reason="backplane_gap"} 0' in metrics
+
+
+def test_postgres_restarted_under_writes_gives_clear_503s_and_loses_no_acknowledged_write(start_server, postgres):
+    """While PostgreSQL is down: writes answer 503 database_unavailable at once (never hang, never 500),
+    /health says so; after it is back everything acknowledged is there and writes work again."""
+    import re
+    url = postgres.create_database()
+    # The test server runs with synchronous_commit off (speed); this database commits durably, as production does.
+    dbname = url.rsplit("/", 1)[1]
+    subprocess.run(["psql", url, "-q", "-c", f"ALTER DATABASE {dbname} SET synchronous_commit = on"], check=True)
+    server = start_server({"STREAMHUB_DATABASE_URL": url})
+    key = re.search(r"(shk_[0-9a-f]{64})", _cli({"STREAMHUB_DATABASE_URL": url}, "apikey", "create", "--name", "w", "--role", "editor").stdout).group(1)
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    acknowledged = []
+    stop, outcomes = threading.Event(), []
+
+    def writer():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            started = time.monotonic()
+            try:
+                status, _, body = http("POST", server.url("/api/v1/streams"), json.dumps({"link": f"https://twitch.tv/pg_restart_{n}"}).encode(), auth,
+                                       timeout=20)
+            except Exception as error:  # a hang shows as a timeout here
+                status, body = -1, str(error).encode()
+            outcomes.append((status, time.monotonic() - started, body[:200]))
+            if status == 201:
+                acknowledged.append(json.loads(body)["id"])
+            time.sleep(0.02)
+    assert http("GET", server.url("/api/v1/streams?per_page=5"), headers=auth)[0] == 200  # warms the list cache
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_until(lambda: len(acknowledged) >= 20, 30, "writes to flow")
+    postgres.stop()
+    down_at = len(outcomes)
+    try:
+        wait_until(lambda: sum(1 for o in outcomes[down_at:] if o[0] == 503) >= 5, 60, "writes to be refused with 503")
+    except AssertionError:
+        print("OUTCOMES", [(o[0], round(o[1], 2), o[2][:120]) for o in outcomes[down_at:down_at + 8]])
+        raise
+    wait_until(lambda: http("GET", server.url("/health"), timeout=8)[0] == 503, 30, "/health to say the database is down")
+    read = http("GET", server.url("/api/v1/streams?per_page=5"), headers=auth, timeout=10)
+    assert read[0] in (200, 503), read[:2]
+    postgres.start_again()
+    wait_until(lambda: http("GET", server.url("/health"), timeout=8)[0] == 200, 60, "/health to recover")
+    back_at = len(outcomes)
+    wait_until(lambda: any(o[0] == 201 for o in outcomes[back_at:]), 30, "writes to work again")
+    stop.set()
+    thread.join()
+    during = outcomes[down_at:back_at]
+    assert all(o[0] in (201, 503) for o in during), {o[0] for o in during}
+    slowest = max(o[1] for o in during if o[0] == 503)
+    assert slowest < 12, f"a refused write took {slowest:.1f} s"
+    refused = next(o for o in during if o[0] == 503)
+    assert b"database_unavailable" in refused[2], refused
+    rows = set(int(x) for x in subprocess.check_output(["psql", url, "-At", "-c", "SELECT id FROM streams"], text=True).split())
+    assert set(acknowledged) <= rows, f"lost: {sorted(set(acknowledged) - rows)[:5]}"

@@ -160,3 +160,27 @@ struct TunedSQLiteSource: ConnectionPoolSource {
             }
     }
 }
+
+extension HubDatabase {
+    /// Whether `error` means the database cannot be reached right now (refused, dropped, shutting down, the
+    /// pool out of connections) rather than a bad request or a bug: the API answers such failures with 503.
+    public static func isUnavailable(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                return true
+            case .server:
+                // Connection exceptions (class 08) and the server shutting down or starting (57P01–57P03).
+                let state = error.serverInfo?[.sqlState] ?? ""
+                return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+            default:
+                return false
+            }
+        }
+        if error is NIOConnectionError || error is ChannelError { return true }
+        if let error = error as? IOError, [ECONNREFUSED, ECONNRESET, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT, EPIPE].contains(error.errnoCode) { return true }
+        let text = String(reflecting: error)
+        return text.contains("ConnectionPoolTimeoutError") || text.contains("ConnectionPoolError") || text.contains("connectionError")
+            || text.contains("Connection refused")
+    }
+}

@@ -1,4 +1,5 @@
 import HubCore
+import HubStore
 import Hummingbird
 import NIOCore
 
@@ -19,6 +20,11 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             let status = error.status
             response = try HubError(status, code: Self.code(for: status), message: status.reasonPhrase).response(from: request, context: context)
+        } catch where HubDatabase.isUnavailable(error) {
+            // The database is down or restarting: a clear, retryable answer, not a 500.
+            context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            response = try HubError(.serviceUnavailable, code: "database_unavailable", message: "the database is unreachable right now; try again shortly",
+                                    headers: [.retryAfter: "2"]).response(from: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             response = try HubError.internalError().response(from: request, context: context)
