@@ -18,10 +18,10 @@ public struct Leases: Sendable {
     }
 
     /// Takes or renews `name` for `owner` until `now + seconds`; answers whether `owner` holds it now.
-    public func acquire(_ name: String, owner: String, address: String? = nil, for seconds: Double, now: Double = Date().timeIntervalSince1970) async throws -> Bool {
+    public func acquire(_ name: String, owner: String, for seconds: Double, now: Double = Date().timeIntervalSince1970) async throws -> Bool {
         let rows = try await database.sql.raw("""
-            INSERT INTO hub_leases (name, owner, address, acquired_at, until) VALUES (\(bind: name), \(bind: owner), \(bind: address), \(bind: now), \(bind: now + seconds))
-            ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, address = excluded.address, until = excluded.until,
+            INSERT INTO hub_leases (name, owner, acquired_at, until) VALUES (\(bind: name), \(bind: owner), \(bind: now), \(bind: now + seconds))
+            ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until,
                 acquired_at = CASE WHEN hub_leases.owner = excluded.owner THEN hub_leases.acquired_at ELSE excluded.acquired_at END
             WHERE hub_leases.owner = excluded.owner OR hub_leases.until < \(bind: now)
             RETURNING owner
@@ -36,17 +36,16 @@ public struct Leases: Sendable {
 
     public struct Holder: Sendable, Equatable {
         public let owner: String
-        public let address: String?
         public let since: Double
         public let until: Double
     }
 
     /// Who holds `name` now (`nil`: nobody; a lapsed lease is nobody's).
     public func holder(_ name: String, now: Double = Date().timeIntervalSince1970) async throws -> Holder? {
-        guard let row = try await database.sql.raw("SELECT owner, address, acquired_at, until FROM hub_leases WHERE name = \(bind: name)").first() else { return nil }
+        guard let row = try await database.sql.raw("SELECT owner, acquired_at, until FROM hub_leases WHERE name = \(bind: name)").first() else { return nil }
         let until = try row.decode(column: "until", as: Double.self)
         guard until >= now else { return nil }
-        return Holder(owner: try row.decode(column: "owner", as: String.self), address: try row.decode(column: "address", as: String?.self),
+        return Holder(owner: try row.decode(column: "owner", as: String.self),
                       since: try row.decode(column: "acquired_at", as: Double.self), until: until)
     }
 }

@@ -41,7 +41,6 @@ struct CreateLeases: Migration {
             CREATE TABLE hub_leases (
                 name TEXT PRIMARY KEY,
                 owner TEXT NOT NULL,
-                address TEXT,
                 acquired_at DOUBLE PRECISION NOT NULL,
                 until DOUBLE PRECISION NOT NULL
             )
