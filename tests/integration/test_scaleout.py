@@ -60,6 +60,8 @@ http {{
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 def test_three_instances_behind_nginx_deliver_every_event_once_in_order_and_see_real_clients(start_server, postgres, data_dir):
+    """Clients spread over three instances by nginx get every event once and in each publisher's order, also
+    the events published while every instance's LISTEN connection was cut; sign-in failures count per client."""
     url = postgres.create_database()
     env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_TRUSTED_PROXIES": "127.0.0.1", "STREAMHUB_LOGIN_FAILURE_LIMIT": "5"}
     servers = [start_server({**env, "STREAMHUB_INSTANCE_ID": f"lb-{n}"}) for n in range(3)]
@@ -99,10 +101,18 @@ def test_three_instances_behind_nginx_deliver_every_event_once_in_order_and_see_
                         await asyncio.wait_for(ws.recv(), 0.3)
                     except asyncio.TimeoutError:
                         break
-            # 60 events from each instance, interleaved.
+            # 60 events from each instance, interleaved; a third of the way in, every instance's LISTEN
+            # connection is cut (its backend terminated) while the publishing goes on.
             for i in range(60):
                 for n, server in enumerate(servers):
                     assert server.publish({"event": "transcription", "text": f"{n}:{i}"}) == 202
+                if i == 20:
+                    cut = subprocess.run(["psql", url, "-At", "-c",
+                                          "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"],
+                                         capture_output=True, text=True, check=True).stdout.strip()
+                    assert int(cut) >= 3, f"every instance's listener cut: {cut}"
+                if 20 < i < 40:
+                    await asyncio.sleep(0.02)  # keep publishing through the reconnects
             for index, ws in enumerate(clients):
                 seen = {0: [], 1: [], 2: []}
                 while sum(len(v) for v in seen.values()) < 180:
@@ -116,6 +126,7 @@ def test_three_instances_behind_nginx_deliver_every_event_once_in_order_and_see_
                 await ws.close()
 
         asyncio.run(scenario())
+        assert all("replayed the event log" in server.logs() for server in servers), "every listener replayed what it missed"
 
         # Sign-in failures are counted per real client (X-Forwarded-For from the trusted proxy), across instances.
         def fail(client_ip):
