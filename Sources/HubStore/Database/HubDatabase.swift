@@ -79,7 +79,8 @@ public final class HubDatabase: Sendable {
             let source = PostgresConnectionSource(sqlConfiguration: configuration)
             let pool = EventLoopGroupConnectionPool(
                 source: source, maxConnectionsPerEventLoop: 4, requestTimeout: .seconds(5), logger: logger, on: eventLoopGroup)
-            let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql(queryLogLevel: .trace) }, dialect: PostgresDialect(), logger: logger)
+            let sql = PooledSQLDatabase(pool: pool, makeSQL: { $0.sql(queryLogLevel: .trace) }, dialect: PostgresDialect(), logger: logger,
+                                        guardsClosedConnections: true)
             return HubDatabase(kind: .postgres, sql: sql, postgresConfiguration: configuration.coreConfiguration, logger: logger, metrics: metrics) {
                 try await pool.shutdownAsync()
             }
@@ -177,7 +178,7 @@ extension HubDatabase {
                 return false
             }
         }
-        if error is NIOConnectionError || error is ChannelError { return true }
+        if error is NIOConnectionError || error is ChannelError || error is ConnectionClosedUnderQuery { return true }
         if let error = error as? IOError, [ECONNREFUSED, ECONNRESET, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT, EPIPE].contains(error.errnoCode) { return true }
         let text = String(reflecting: error)
         return text.contains("ConnectionPoolTimeoutError") || text.contains("ConnectionPoolError") || text.contains("connectionError")
