@@ -467,3 +467,24 @@ def test_postgres_restarted_under_writes_gives_clear_503s_and_loses_no_acknowled
     assert b"database_unavailable" in refused[2], refused
     rows = set(int(x) for x in subprocess.check_output(["psql", url, "-At", "-c", "SELECT id FROM streams"], text=True).split())
     assert set(acknowledged) <= rows, f"lost: {sorted(set(acknowledged) - rows)[:5]}"
+
+
+def test_a_websocket_asked_for_where_there_is_none_gets_a_clear_404(start_server):
+    """An upgrade request to a path with no WebSocket (a page, an API route, nothing) is answered — 404 with the
+    JSON error, connection closed — instead of being left without an answer."""
+    import socket
+    server = start_server()
+    for path in ("/nope", "/api/v1/streams", "/health"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            conn.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+            answer = b""
+            while True:
+                chunk = conn.recv(4096)  # the server closes after its answer (a timeout here fails the test)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404"), (path, answer[:200])
+        assert json.loads(body)["error"]["code"] == "not_found", body
+    assert http("GET", server.url("/health"))[0] == 200, "the server goes on"

@@ -20,6 +20,8 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case webSocket
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// A WebSocket asked for where there is none, or refused: answered with this status and closed.
+        case refusedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, HTTPResponse.Status, String)
     }
 
     public struct Value: ServerChildChannelValue {
@@ -41,15 +43,24 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             // Carries the route's decision from `shouldUpgrade` to the pipeline handler of the same request.
             let decision = Mutex<HubWebSocketRoutes.Accepted?>(nil)
+            // Why an upgrade asked for was not made. NIO passes the rest of such a request on without its head
+            // (apple/swift-nio#2632), so the HTTP handlers could never answer it: it gets this answer instead.
+            let refusal = Mutex<(status: HTTPResponse.Status, message: String)?>(nil)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: maxFrameSize,
                 enableAutomaticErrorHandling: true,
                 shouldUpgrade: { channel, head in
                     let uri = URI(head.uri)
-                    guard let decide = routes.route(for: uri.path) else { return channel.eventLoop.makeSucceededFuture(nil) }
+                    guard let decide = routes.route(for: uri.path) else {
+                        refusal.withLock { $0 = (.notFound, "there is no WebSocket endpoint at this path") }
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
                     let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                     promise.completeWithTask {
-                        guard let accepted = try? await decide(uri, head.headers) else { return nil }
+                        guard let accepted = try? await decide(uri, head.headers) else {
+                            refusal.withLock { $0 = (.badRequest, "the WebSocket upgrade was refused") }
+                            return nil
+                        }
                         decision.withLock { $0 = accepted }
                         return HTTPHeaders()
                     }
@@ -76,8 +87,10 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                         }
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
-                        return UpgradeResult.http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        if let refused = refusal.withLock({ $0 }) { return UpgradeResult.refusedUpgrade(http, refused.status, refused.message) }
+                        return UpgradeResult.http(http)
                     }
                 }
             )
@@ -102,6 +115,16 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .webSocket:
                 return  // the hub owns the connection now; nothing waits on it
+            case .refusedUpgrade(let http, let status, let message):
+                try await http.executeThenClose { _, outbound in
+                    let body = ByteBuffer(string: #"{"error":{"code":"\#(status == .notFound ? "not_found" : "bad_request")","message":"\#(message)"}}"#)
+                    try await outbound.write(contentsOf: [
+                        .head(HTTPResponse(status: status, headerFields: [
+                            .connection: "close", .contentType: "application/json", .contentLength: "\(body.readableBytes)",
+                        ])),
+                        .body(body), .end(nil),
+                    ])
+                }
             }
         } catch let error as ChannelError where error == .inputClosed {
             logger.trace("connection closed before the upgrade decision")
