@@ -23,14 +23,16 @@ import Testing
         }
     }
 
-    /// A database whose queries never answer (the lost promise), or answer at once.
+    /// A database whose queries never answer (the lost promise), or answer at once; it counts them.
     struct Database: SQLDatabase {
         let eventLoop: any EventLoop
         let answers: Bool
+        let executed = NIOLockedValueBox(0)
         var logger: Logger { Logger(label: "test") }
         var dialect: any SQLDialect { SQLiteDialect() }
         func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> ()) -> EventLoopFuture<Void> {
-            answers ? eventLoop.makeSucceededVoidFuture() : eventLoop.makePromise(of: Void.self).futureResult
+            executed.withLockedValue { $0 += 1 }
+            return answers ? eventLoop.makeSucceededVoidFuture() : eventLoop.makePromise(of: Void.self).futureResult
         }
     }
 
@@ -63,8 +65,10 @@ import Testing
     @Test func anAnsweredQueryOnAnOpenConnectionIsUntouched() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let connection = Connection(eventLoop: loop)
-        let guarded = ClosedConnectionGuard(base: Database(eventLoop: loop, answers: true), connection: connection)
+        let database = Database(eventLoop: loop, answers: true)
+        let guarded = ClosedConnectionGuard(base: database, connection: connection)
         try await guarded.raw("SELECT 1").run()
         try await guarded.withSession { try await $0.raw("SELECT 1").run() }
+        #expect(database.executed.withLockedValue { $0 } == 2, "both queries reached the database, through the guard")
     }
 }

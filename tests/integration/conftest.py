@@ -125,6 +125,14 @@ def start_server(data_dir):
         server.stop(signal.SIGKILL if server.process.poll() is None else signal.SIGTERM)
 
 
+def cut_listeners(database_url: str) -> int:
+    """Terminates every instance's LISTEN connection (its backend) on the database; answers how many were cut."""
+    cut = subprocess.run(["psql", database_url, "-At", "-c",
+                          "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return int(cut)
+
+
 def postgres_available() -> bool:
     return bool(list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))) or bool(shutil_which("pg_ctl"))
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import websockets
 
-from conftest import ROOT, SERVICE_KEY, free_port, http, wait_until
+from conftest import ROOT, SERVICE_KEY, cut_listeners, free_port, http, wait_until
 from test_discovery import NGIRCD, IRCClient, IRCServer, admin_key, chat_readers, post_json, service_state, stream_links
 from test_recorder import LiveSource, recording
 from test_server import lease
@@ -107,10 +107,8 @@ def test_three_instances_behind_nginx_deliver_every_event_once_in_order_and_see_
                 for n, server in enumerate(servers):
                     assert server.publish({"event": "transcription", "text": f"{n}:{i}"}) == 202
                 if i == 20:
-                    cut = subprocess.run(["psql", url, "-At", "-c",
-                                          "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"],
-                                         capture_output=True, text=True, check=True).stdout.strip()
-                    assert int(cut) >= 3, f"every instance's listener cut: {cut}"
+                    cut = cut_listeners(url)
+                    assert cut >= 3, f"every instance's listener cut: {cut}"
                 if 20 < i < 40:
                     await asyncio.sleep(0.02)  # keep publishing through the reconnects
             for index, ws in enumerate(clients):

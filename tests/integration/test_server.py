@@ -9,7 +9,7 @@ import time
 import pytest
 import websockets
 
-from conftest import BINARY, SERVICE_KEY, http, wait_until
+from conftest import BINARY, SERVICE_KEY, cut_listeners, http, wait_until
 
 SETTINGS = ["--host", "--port", "--grpc-port", "--data-dir", "--database-url", "--service-keys", "--jwt-secret",
             "--allow-private-sources", "--log-level", "--log-format", "--instance-id", "--max-body-size",
@@ -386,10 +386,8 @@ def test_events_published_while_a_listener_was_cut_are_replayed_in_order_without
         for n in range(total):
             assert a.publish({"event": "transcription", "text": f"n{n}", "is_final": True}) == 202
             if n == 100:
-                cut = subprocess.run(["psql", url, "-At", "-c",
-                                      "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'"],
-                                     capture_output=True, text=True, check=True).stdout.strip()
-                assert int(cut) >= 2, f"both listeners cut: {cut}"
+                cut = cut_listeners(url)
+                assert cut >= 2, f"both listeners cut: {cut}"
             if 100 < n < 160:
                 await asyncio.sleep(0.01)  # keep publishing through the reconnect
         seen = []
