@@ -57,7 +57,14 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                     }
                     let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
                     promise.completeWithTask {
-                        guard let accepted = try? await decide(uri, head.headers) else {
+                        let decided: HubWebSocketRoutes.Accepted?
+                        do {
+                            decided = try await decide(uri, head.headers)
+                        } catch {
+                            logger.warning("a WebSocket upgrade failed", metadata: ["path": "\(uri.path)", "error": "\(error)"])
+                            decided = nil
+                        }
+                        guard let accepted = decided else {
                             refusal.withLock { $0 = (.badRequest, "the WebSocket upgrade was refused") }
                             return nil
                         }
@@ -129,7 +136,7 @@ public struct HubHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         } catch let error as ChannelError where error == .inputClosed {
             logger.trace("connection closed before the upgrade decision")
         } catch {
-            logger.debug("upgrade failed", metadata: ["error": "\(error)"])
+            logger.warning("an upgrade failed", metadata: ["error": "\(error)"])
             try? await value.channel.close()
         }
     }
