@@ -42,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "streamhub",
             dependencies: [
-                "StreamHub",
+                "StreamHub", "Transcription",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "StreamHub",
             dependencies: [
-                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder", "Wall", "StreamManager",
+                "HubCore", "HubStore", "Realtime", "Registry", "Overlays", "Discovery", "StatusChecker", "Recorder", "Wall", "StreamManager", "Transcription",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -194,6 +194,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Transcription",
+            dependencies: [
+                "HubCore", "HubStore", "Realtime", "Registry", "Recorder", "Overlays",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Wall",
             dependencies: [
                 "HubCore", "HubStore", "Realtime", "Registry", "Recorder",
@@ -310,6 +323,11 @@ let package = Package(
                 "Wall", "HubCore", "StreamHub", "HubTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TranscriptionTests",
+            dependencies: ["Transcription", "HubCore", "HubTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

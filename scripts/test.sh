@@ -14,6 +14,7 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || need_apt+=(ngircd)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need_apt+=(libnginx-mod-rtmp)
+command -v flite >/dev/null || need_apt+=(flite)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "==> installing ${need_apt[*]}"
@@ -23,9 +24,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         echo "==> ${need_apt[*]} missing and not root: PostgreSQL tests will be skipped" >&2
     fi
 fi
-python3 -c 'import pytest, websockets, selenium' 2>/dev/null && command -v schemathesis >/dev/null && command -v yt-dlp >/dev/null || {
+python3 -c 'import pytest, websockets, selenium, pocketsphinx' 2>/dev/null && command -v schemathesis >/dev/null && command -v yt-dlp >/dev/null || {
     echo "==> installing Python test packages"
-    python3 -m pip install -q pytest websockets schemathesis selenium yt-dlp
+    python3 -m pip install -q pytest websockets schemathesis selenium yt-dlp pocketsphinx
 }
 
 pg_dir=$(mktemp -d /tmp/streamhub-pg.XXXXXX)

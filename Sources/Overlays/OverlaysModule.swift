@@ -52,6 +52,20 @@ public struct OverlaysModule: Sendable {
         CommunitiesController(database: database, keys: keys, pages: pages, communities: communities, bus: bus).addRoutes(to: api)
     }
 
+    /// Shows a caption on a community's overlays from another module (a transcriber): stored and broadcast like
+    /// one posted to `POST /api/v1/internal/captions`, except that the caller publishes its own `transcription`
+    /// event. The text is cut to the caption limit; an unknown community is a validation error.
+    public func showCaption(_ caption: Caption) async throws {
+        var caption = caption
+        caption.text = String(caption.text.prefix(IncomingCaption.maxText))
+        try await captions.ingest(caption, transcription: false)
+    }
+
+    /// Whether a community with this id exists.
+    public func communityExists(_ id: Int64) async throws -> Bool {
+        try await communities.exists(id)
+    }
+
     /// The gRPC service (served by the composition root's gRPC server).
     public var grpcService: OverlayGRPCService {
         OverlayGRPCService(keys: keys, captions: captions)

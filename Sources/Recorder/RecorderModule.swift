@@ -165,6 +165,62 @@ public struct RecorderModule: Sendable {
         try await supervisor.recording(id) != nil
     }
 
+    /// A recorded segment as another module reads it (a transcriber decoding its audio).
+    public struct SegmentSource: Sendable, Equatable {
+        public let sequence: Int
+        /// Seconds since 1970 at which the segment's media starts.
+        public let startsAt: Double
+        public let duration: Double
+        public let discontinuity: Bool
+        /// What ffmpeg reads: the segment's path on this disk, or its URL through this server; an fMP4 segment's
+        /// init section comes first (then the inputs are concatenated).
+        public let inputs: [String]
+    }
+
+    /// A recording's state (`starting`, `recording`, `stalled`, `stopped`, `failed`), retention in seconds and
+    /// error; `nil` when there is no such recording.
+    /// Read from the row, which commits a recording's end together with its last segments: a recording seen
+    /// `stopped` here has every segment in the index.
+    public func recordingStatus(_ id: String) async throws -> (state: String, retention: Double, error: String?)? {
+        guard RecordingID.isValid(id), let row = try await supervisor.database.sql.raw(
+            "SELECT state, retention, error FROM recordings WHERE id = \(bind: id)").first() else { return nil }
+        return (try row.decode(column: "state", as: String.self), try row.decode(column: "retention", as: Double.self),
+                try row.decode(column: "error", as: String?.self))
+    }
+
+    /// Up to `limit` segments of a recording after our sequence `sequence`, oldest first.
+    public func segments(of recording: String, after sequence: Int, limit: Int) async throws -> [SegmentSource] {
+        guard RecordingID.isValid(recording) else { return [] }
+        let rows = try await supervisor.database.reader.raw("""
+            SELECT \(unsafeRaw: SegmentIndex.columns) FROM recording_segments WHERE recording_id = \(bind: recording) AND sequence > \(bind: sequence)
+            ORDER BY sequence LIMIT \(bind: limit)
+            """).all().map(SegmentIndex.segment)
+        let store = supervisor.store
+        let base = configuration.loopbackURL + "/recordings/" + recording + "/segments/"
+        func input(_ name: String) -> String {
+            if let path = store.path(recording, name), FileManager.default.fileExists(atPath: path) { return path }
+            return base + name
+        }
+        return rows.map { segment in
+            SegmentSource(sequence: segment.sequence, startsAt: segment.startsAt, duration: segment.duration, discontinuity: segment.discontinuity,
+                          inputs: (segment.map.map { [input($0)] } ?? []) + [input(segment.fileName)])
+        }
+    }
+
+    /// Our sequence of a recording's newest segment, if it has one.
+    public func newestSegment(of recording: String) async throws -> Int? {
+        guard RecordingID.isValid(recording) else { return nil }
+        return try await supervisor.index.last(recording)?.sequence
+    }
+
+    /// A moment as the playback URLs take it: Unix seconds or `YYYYMMDDHHMMSS` (UTC).
+    public static func parseTimestamp(_ text: String) -> Double? { PlaylistWindows.parseTimestamp(text) }
+
+    /// The server path of a VOD window of a recording that starts with the segment playing at `moment`.
+    public static func vodPath(recording: String, from moment: Double, minutes: Int) -> String {
+        "/recordings/\(recording)/start/\(Int(moment.rounded(.down)))/\(minutes)/vod.m3u8"
+    }
+
     /// Who may hold a state or preview channel: whoever may list recordings (any recording's events).
     static let channelVisibility = EventVisibility.recording("")
 

@@ -13,6 +13,7 @@ import Recorder
 import Registry
 import ServiceLifecycle
 import StreamManager
+import Transcription
 import Wall
 
 /// The version `streamhub --version` prints and /health reports.
@@ -32,6 +33,7 @@ public struct StreamHubApplication: Sendable {
     public let recorder: RecorderModule
     public let wall: WallModule
     public let streamManager: StreamManagerModule
+    public let transcription: TranscriptionModule
     public let grpc: GRPCServerService
     /// Every HTTP route, as "METHOD /path/{param}" (the OpenAPI test compares them with the document).
     public let routes: [String]
@@ -137,6 +139,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder,
                                             wall: wall, logger: logger, metrics: factory)
     streamManager.addRoutes(to: router, api: api)
+    let transcription = TranscriptionModule(configuration: configuration, database: database, bus: bus, recorder: recorder, overlays: overlays,
+                                            health: health, logger: logger, metrics: factory)
+    transcription.addRoutes(api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in
         "\(route.method.rawValue) " + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
@@ -161,6 +166,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     services += recorder.services
     services += wall.services
     services += streamManager.services
+    services += transcription.services
     let grpc = GRPCServerService(host: configuration.host, port: configuration.grpcPort, services: [overlays.grpcService],
                                  interceptors: [ServiceKeyInterceptor(keys: ServiceKeyValidator(keys: configuration.serviceKeys))], logger: logger)
     services.append(grpc)
@@ -179,7 +185,7 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
         logger: logger
     )
     return StreamHubApplication(app: app, configuration: configuration, database: database, bus: bus,
-                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, streamManager: streamManager, grpc: grpc, routes: routes,
+                                realtime: realtime, registry: registryModule, discovery: discovery, status: status, recorder: recorder, wall: wall, streamManager: streamManager, transcription: transcription, grpc: grpc, routes: routes,
                                 health: health, metrics: registry, logger: logger)
 }
 
@@ -194,7 +200,7 @@ func advertisedURL(_ configuration: HubConfiguration) -> String? {
 }
 
 /// Every module's migrations, in one list.
-public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all + ProgramMigrations.all
+public let allStreamHubMigrations: [any Migration] = CoreMigrations.all + RegistryMigrations.all + OverlayMigrations.all + DiscoveryMigrations.all + RecorderMigrations.all + WallMigrations.all + ProgramMigrations.all + TranscriptionMigrations.all
 
 extension String {
     fileprivate func nonEmpty(or fallback: String) -> String { isEmpty ? fallback : self }

@@ -40,8 +40,7 @@ public struct StreamManagerModule: Sendable {
         self.recorder = recorder
         self.wall = wall
         // ffmpeg reads recordings from this server itself, over loopback.
-        let host = configuration.host == "0.0.0.0" || configuration.host.hasPrefix("/") ? "127.0.0.1" : configuration.host
-        let selfURL = "http://\(host.contains(":") ? "[\(host)]" : host):\(configuration.port)"
+        let selfURL = configuration.loopbackURL
         let runningRecording: @Sendable (Int64) async -> String? = { stream in
             guard let json = try? await recorder.runningRecordingsJSON(streamIDs: [stream]).first,
                   let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }

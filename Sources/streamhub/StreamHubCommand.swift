@@ -17,7 +17,7 @@ struct StreamHubCommand: AsyncParsableCommand {
             127.0.0.1:8027 and keeps its SQLite database under ./data.
             """,
         version: streamHubVersion,
-        subcommands: [Serve.self, Migrate.self, Backup.self, Restore.self, UserCommand.self, APIKeyCommand.self, OverlayCommand.self, ProgramCommand.self],
+        subcommands: [Serve.self, Migrate.self, Backup.self, Restore.self, UserCommand.self, APIKeyCommand.self, OverlayCommand.self, ProgramCommand.self, TranscriberCommand.self],
         defaultSubcommand: Serve.self
     )
 }

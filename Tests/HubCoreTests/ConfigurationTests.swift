@@ -42,6 +42,21 @@ import Testing
         #expect(defaults.advertiseURL == nil && defaults.jobLease == 15)
     }
 
+    @Test func speechToTextSettings() throws {
+        let configuration = try HubConfiguration.resolve(flags: [:], environment: [
+            "STREAMHUB_STT_COMMANDS": " whisper=/usr/local/bin/whisper-stream --model base ; vosk_en=vosk-json ;",
+            "STREAMHUB_STT_MAX_TRANSCRIBERS": "8", "STREAMHUB_STT_PYTHON": "/opt/py/bin/python3",
+        ])
+        #expect(configuration.transcription.commands == ["whisper": ["/usr/local/bin/whisper-stream", "--model", "base"], "vosk_en": ["vosk-json"]])
+        #expect(configuration.transcription.maxTranscribers == 8 && configuration.transcription.pythonPath == "/opt/py/bin/python3")
+        #expect(try HubConfiguration.resolve(flags: [:], environment: [:]).transcription == HubConfiguration.TranscriptionSettings())
+        for bad in ["noequals", "=prog", "pocketsphinx=x", "bad name=x", "empty="] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                _ = try HubConfiguration.resolve(flags: [:], environment: ["STREAMHUB_STT_COMMANDS": bad])
+            }
+        }
+    }
+
     @Test func flagWinsOverEnvironment() throws {
         let configuration = try HubConfiguration.resolve(flags: ["port": "7000"], environment: ["STREAMHUB_PORT": "9000"])
         #expect(configuration.port == 7000)

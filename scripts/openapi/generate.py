@@ -246,6 +246,22 @@ EXPORT = obj({
     "size": nullable(INT), "created_at": TIME, "finished_at": nullable(TIME), "file": STRING,
 })
 
+TRANSCRIBER = obj({
+    "id": STRING, "recording_id": STRING, "source_url": nullable(STRING), "language": STRING, "community_id": nullable(INT),
+    "wake_words": {"type": "array", "items": STRING}, "engine": STRING, "desired": {"type": "string", "enum": ["running", "stopped"]},
+    "state": {"type": "string", "enum": ["starting", "running", "waiting", "error", "finished", "stopped"]}, "error": nullable(STRING),
+    "session_id": nullable(STRING), "position": INT, "audio_seconds": {"type": "number"}, "utterances": INT, "wake_words_heard": INT,
+    "engine_restarts": INT, "decode_errors": INT, "bad_lines": INT, "last_text_at": nullable(TIME), "owner": nullable(STRING),
+    "created_by": nullable(STRING), "created_at": TIME, "updated_at": TIME, "stopped_at": nullable(TIME),
+})
+TRANSCRIPT_LINE = obj({
+    "recording_id": STRING, "transcriber_id": STRING, "session_id": STRING, "starts_at": TIME, "ends_at": TIME,
+    "start": {"type": "number", "description": "Unix seconds in the recording's media"}, "end": {"type": "number"}, "text": STRING,
+    "confidence": nullable({"type": "number"}),
+})
+TRANSCRIBER_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "description": "Transcriber id"}
+MOMENT = {"type": "string", "description": "Unix seconds, ISO 8601 or YYYYMMDDHHMMSS (UTC)"}
+
 # Who receives which event on every realtime channel: the README's table, kept here in the same words.
 ACCESS_TABLE = """Every event carries a visibility that the hub checks per audience (decided when the client signs in).
 An event whose publisher declared none reaches admins only. Communities have no member list: editors and admins
@@ -262,6 +278,7 @@ see every community's captions, viewers none, an overlay key its own community's
 | wall_changed of wall W, wall_presence | closed 4401 | yes | yes | no | no |
 | program_changed, program_state, program_presence, and the programs' state, preview, layers and chat channels (/api/stream/ws?program=) | closed 4401 | yes | yes | no | no |
 | chat_message, chat_moderation (what the chat connectors see) | closed 4401 | yes | yes | no | no |
+| transcription / wake_word of a transcriber (with recording_id), transcriber_state | closed 4401 | yes | yes | yes (not transcriber_state) | its community's transcriber only (not transcriber_state) |
 | internal.* | never | never | never | never | never |
 
 Wall links: an invite reads like a viewer; a display link of wall W receives wall_changed and wall_presence of W
@@ -639,6 +656,39 @@ paths = {
     "/programs/{name}/live.m3u8": {"get": op("A running program's HLS output (viewer): 1-second segments, the last 6", {"200": PLAYLIST}, "programs", params=[PROGRAM_NAME])},
     "/programs/{name}/{file}": {"get": op("A segment of a program's output (viewer)", {"200": {"description": "MPEG-TS", "content": {"video/mp2t": {"schema": STRING}}}},
                                           "programs", params=[PROGRAM_NAME, {"name": "file", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^seg-[0-9]+\\.ts$"}}])},
+    "/api/v1/transcribers": {
+        "get": op("Transcribers, newest first (viewer); ?recording_id= for one recording's", {"200": ok(obj({"transcribers": {"type": "array", "items": ref("Transcriber")}}))},
+                  "transcription", params=[query("recording_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "Only this recording's transcribers")]),
+        "post": op("Start transcribing a recording, or an HLS link (recorded first, through the source guard) (editor). Events: transcription (interim and final) "
+                   "and wake_word on /events; captions on the community's overlays when community_id is set; final lines kept as the recording's transcript. "
+                   "503 engine_unavailable names the install command; 422 unsupported_language, unknown_engine",
+                   {"201": ok(ref("Transcriber"))}, "transcription",
+                   body=obj({"recording_id": STRING, "url": {"type": "string", "maxLength": 2048}, "language": {"type": "string", "default": "en-US"},
+                             "community_id": INT, "wake_words": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 60}},
+                             "engine": {"type": "string", "default": "pocketsphinx", "description": "pocketsphinx, or a command engine the operator configured"},
+                             "start_at": {"type": "string", "enum": ["live", "beginning"], "default": "live"}})),
+    },
+    "/api/v1/transcribers/engines": {"get": op("The engines of this instance and whether each can run (viewer)", {"200": ok(obj({"engines": {"type": "array", "items": obj({
+        "name": STRING, "kind": {"type": "string", "enum": ["built-in", "command"]}, "available": BOOL, "detail": nullable(STRING)})}}))}, "transcription")},
+    "/api/v1/transcribers/{id}": {
+        "get": op("A transcriber with its state and counters (viewer)", {"200": ok(ref("Transcriber"))}, "transcription", params=[TRANSCRIBER_ID]),
+        "delete": op("Stop a transcriber (editor); its transcript stays", {"200": ok(ref("Transcriber"))}, "transcription", params=[TRANSCRIBER_ID]),
+    },
+    "/api/v1/transcribers/{id}/start": {"post": op("Start a stopped transcriber again, where it left off (editor)", {"200": ok(ref("Transcriber"))}, "transcription",
+                                                   params=[TRANSCRIBER_ID], body=None)},
+    "/api/v1/recordings/{id}/transcript": {"get": op("A recording's transcript (viewer): final lines starting in [from, to), as JSON, or WebVTT "
+                                                     "(format=vtt or Accept: text/vtt) with cue times in seconds after from (else the first line)",
+        {"200": {"description": "The transcript", "content": {"application/json": {"schema": obj({"recording_id": STRING, "from": nullable(TIME), "to": nullable(TIME),
+                 "lines": {"type": "array", "items": ref("TranscriptLine")}})}, "text/vtt": {"schema": STRING}}}}, "transcription",
+        params=[RECORDING_ID, query("from", MOMENT, "Start of the window"), query("to", MOMENT, "End of the window"),
+                query("format", {"type": "string", "enum": ["json", "vtt"]}, "Answer format")])},
+    "/api/v1/transcripts/search": {"get": op("Find a word or phrase in every transcript (viewer), newest first; each moment with the VOD URL that starts there",
+        {"200": ok(obj({"query": STRING, "results": {"type": "array", "items": {"allOf": [ref("TranscriptLine"), obj({
+            "vod_url": STRING, "vod_offset": {"type": "number", "description": "Seconds from the window's timestamp to the line"}})]}}}))}, "transcription",
+        params=[query("q", {"type": "string", "maxLength": 200}, "Words to find (case and punctuation ignored)"),
+                query("recording_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "Only this recording"),
+                query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Most results"),
+                query("minutes", {"type": "integer", "minimum": 1, "maximum": 1440, "default": 5}, "Length of the VOD windows")])},
     "/api/v1/locations/known_cities": {"get": op("Cities that streams are in", {"200": ok(obj({"locations": {"type": "array", "items": obj({"city": STRING, "state_province": nullable(STRING)})}}))}, "compat")},
 }
 
@@ -661,7 +711,7 @@ document = {
             "Community": obj({"id": INT, "name": STRING, "created_at": TIME}), "BrowserSource": BROWSER_SOURCE,
             "Recording": RECORDING, "Export": EXPORT, "Wall": WALL, "WallCell": WALL_CELL, "WallLink": WALL_LINK,
             "Program": PROGRAM, "Layer": LAYER, "RenderState": RENDER_STATE, "Output": OUTPUT,
-            "Crop": CROP, "Image": IMAGE,
+            "Crop": CROP, "Image": IMAGE, "Transcriber": TRANSCRIBER, "TranscriptLine": TRANSCRIPT_LINE,
         },
     },
 }

@@ -88,6 +88,22 @@ public struct HubConfiguration: Sendable {
     public var status = StatusSettings()
     /// HLS recording.
     public var recorder = RecorderSettings()
+    /// Speech to text.
+    public var transcription = TranscriptionSettings()
+
+    /// Settings of the `Transcription` module.
+    public struct TranscriptionSettings: Sendable, Equatable {
+        /// Transcribers one instance runs at most (each is one engine process).
+        public var maxTranscribers = 4
+        /// Command engines the operator allows: name → program and arguments (no shell). Users pick one by name.
+        public var commands: [String: [String]] = [:]
+        /// The Python 3 that runs the built-in PocketSphinx engine.
+        public var pythonPath = "python3"
+        /// Seconds a transcriber's lease lasts (renewed at a third of it).
+        public var leaseDuration: Double = 30
+
+        public init() {}
+    }
 
     /// Settings of the `Discovery` module.
     public struct DiscoverySettings: Sendable, Equatable {
@@ -231,6 +247,9 @@ public struct HubConfiguration: Sendable {
         Setting("ytdlp-path", default: "yt-dlp", help: "yt-dlp executable the recorder resolves page URLs with."),
         Setting("ffmpeg-path", default: "ffmpeg", help: "ffmpeg executable (exports, thumbnails)."),
         Setting("ffprobe-path", default: "ffprobe", help: "ffprobe executable (codec, resolution, frame rate)."),
+        Setting("stt-max-transcribers", default: "4", help: "Transcribers (speech to text) one instance runs at most."),
+        Setting("stt-commands", default: "", help: "Command engines: 'name=program arg …' separated by ';'. Each reads 16 kHz mono s16le PCM on stdin and writes JSON lines {\"text\",\"is_final\"}."),
+        Setting("stt-python", default: "python3", help: "Python 3 that runs the built-in PocketSphinx engine (pip install pocketsphinx)."),
     ]
 
     /// One configuration setting: its flag name, default and help text.
@@ -354,7 +373,8 @@ public struct HubConfiguration: Sendable {
             accessLogRetention: Double(try source.integer("access-log-retention-days", in: 1...3650) ?? 30) * 86_400,
             discovery: try resolveDiscovery(source),
             status: try resolveStatus(source),
-            recorder: try resolveRecorder(source)
+            recorder: try resolveRecorder(source),
+            transcription: try resolveTranscription(source)
         )
         configuration.metricsToken = metricsToken
         configuration.metricsNetworks = metricsNetworks
@@ -453,6 +473,32 @@ public struct HubConfiguration: Sendable {
         settings.ffmpegPath = try source.string("ffmpeg-path") ?? "ffmpeg"
         settings.ffprobePath = try source.string("ffprobe-path") ?? "ffprobe"
         return settings
+    }
+
+    static func resolveTranscription(_ source: SettingSource) throws(ConfigurationError) -> TranscriptionSettings {
+        var settings = TranscriptionSettings()
+        settings.maxTranscribers = try source.integer("stt-max-transcribers", in: 0...1_000) ?? 4
+        settings.pythonPath = try source.string("stt-python") ?? "python3"
+        for entry in (try source.string("stt-commands") ?? "").split(separator: ";") {
+            let trimmed = entry.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { continue }
+            guard let equals = trimmed.firstIndex(of: "=") else { throw source.invalid("stt-commands", "'\(trimmed)' must be name=program args") }
+            let name = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            let words = trimmed[trimmed.index(after: equals)...].split(separator: " ").map(String.init)
+            guard !name.isEmpty, name.count <= 40, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
+                  name != "pocketsphinx" else {
+                throw source.invalid("stt-commands", "engine names are letters, digits, - and _ (not 'pocketsphinx'): '\(name)'")
+            }
+            guard !words.isEmpty else { throw source.invalid("stt-commands", "engine '\(name)' has no program") }
+            settings.commands[name] = words
+        }
+        return settings
+    }
+
+    /// This server's own base URL for child processes on this machine (ffmpeg reading recordings over loopback).
+    public var loopbackURL: String {
+        let address = host == "0.0.0.0" || host == "::" || host.hasPrefix("/") ? "127.0.0.1" : host
+        return "http://\(address.contains(":") ? "[\(address)]" : address):\(port)"
     }
 
     /// A configuration for tests: a private data directory, port 0 and private sources allowed.

@@ -94,4 +94,7 @@ public enum Timestamp {
     }
 
     public static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// ISO 8601 text for a JSON answer, or null.
+    public static func jsonValue(_ seconds: Double?) -> JSONText.Value { seconds.map { .string(iso8601($0)) } ?? .null }
 }

@@ -65,16 +65,19 @@ public struct CaptionHub: Sendable {
 
     /// Ingests one caption: the caller validated it; its community must exist. Answers how many
     /// connections on this instance it was handed to.
+    /// `transcription: false` leaves the `/events` side to the caller (a transcriber publishes its own, richer one).
     @discardableResult
-    func ingest(_ caption: Caption) async throws -> Int {
+    func ingest(_ caption: Caption, transcription: Bool = true) async throws -> Int {
         guard try await communities.exists(caption.communityID) else {
             throw HubError.validation("community_id \(caption.communityID) is not a known community")
         }
         writer.enqueue(caption)
         // The caption's visibility names its community: the forwarder routes by it without reading the payload.
         bus.publish(type: Self.eventType, payload: ByteBuffer(string: caption.busPayload), visibility: .community(caption.communityID))
-        try bus.publish(TranscriptionEvent(text: caption.text, isFinal: caption.isFinal, sessionID: "community-\(caption.communityID)",
-                                           communityID: caption.communityID))
+        if transcription {
+            try bus.publish(TranscriptionEvent(text: caption.text, isFinal: caption.isFinal, sessionID: "community-\(caption.communityID)",
+                                               communityID: caption.communityID))
+        }
         return hub.connectionCount(topic: Self.topic(caption.communityID))
     }
 }

@@ -18,6 +18,8 @@ struct RecordingWorker: Sendable {
     static let initialLiveSegments = 6
     /// Most new segments one reload downloads; older ones count as missed.
     static let maxNewPerReload = 100
+    /// Segments of a finished (VOD) playlist recorded at most.
+    static let maxVODSegments = 50_000
     /// Downloads one recording runs at once.
     static let perRecordingDownloads = 4
 
@@ -181,9 +183,12 @@ struct RecordingWorker: Sendable {
         } else {
             fresh = playlist.endList ? segments[...] : segments.suffix(Self.initialLiveSegments)
         }
-        if fresh.count > Self.maxNewPerReload {
-            missed += fresh.count - Self.maxNewPerReload
-            fresh = fresh.suffix(Self.maxNewPerReload)
+        // A live playlist that jumps far ahead is caught up from its newest segments; a finished (VOD) playlist is
+        // recorded whole, as promised (up to a day of segments).
+        let cap = playlist.endList && first ? Self.maxVODSegments : Self.maxNewPerReload
+        if fresh.count > cap {
+            missed += fresh.count - cap
+            fresh = fresh.suffix(cap)
             discontinuity = true
         }
         if missed > 0 {
