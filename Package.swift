@@ -327,7 +327,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TranscriptionTests",
-            dependencies: ["Transcription", "HubCore", "HubTestSupport"],
+            dependencies: ["Transcription", "HubCore", "HubStore", "StreamHub", "HubTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -310,3 +310,58 @@ def test_an_instance_without_the_engine_says_how_to_install_it(start_server, dat
     assert status == 201, recording
     status, answer = post_json(server, "/api/v1/transcribers", key, {"recording_id": recording["id"]})
     assert status == 503 and answer["error"]["code"] == "engine_unavailable" and "pip install pocketsphinx" in answer["error"]["message"]
+
+
+def test_a_live_stream_is_captioned_as_it_is_spoken_to_the_right_clients_and_resumes_after_a_restart(start_server, data_dir, corpus):
+    data = os.path.join(data_dir, "stt-live")
+    created = cli(data, "overlay", "create", "desk-a")
+    key_a = re.search(r"overlay key ([0-9a-f]{64})", created.stdout).group(1)
+    community_a = int(re.search(r"community (\d+)", created.stdout).group(1))
+    key_b = re.search(r"overlay key ([0-9a-f]{64})", cli(data, "overlay", "create", "desk-b").stdout).group(1)
+    live = tempfile.mkdtemp(dir=data_dir)
+    source = subprocess.Popen(speech.hls_arguments(corpus["wav"], os.path.join(live, "live.m3u8"), live=True))
+    origin = Origin(live)
+    server = start_server(data=data)
+    try:
+        key = api_key(data, "editor")
+        viewer = api_key(data, "viewer")
+        wait_until(lambda: os.path.exists(os.path.join(live, "live.m3u8")), 20, "the live source to start")
+        status, made = post_json(server, "/api/v1/recordings", key, {"url": origin.url("live.m3u8"), "retention": "1h"})
+        assert status == 201, made
+        rid = made["id"]
+        wait_until(lambda: get_json(server, f"/api/v1/recordings/{rid}", key)["state"] == "recording", 20, "the recording to start")
+
+        captions = Events(server.ws_url(f"/ws/captions/{community_a}?key={key_a}"))
+        as_viewer = Events(server.ws_url(f"/events?token={viewer}"))
+        as_b = Events(server.ws_url(f"/events?key={key_b}"))
+        as_service = Events(server.ws_url(f"/events?key={SERVICE_KEY}"))
+        status, made = post_json(server, "/api/v1/transcribers", key, {"recording_id": rid, "community_id": community_a})
+        assert status == 201, made
+        tid = made["id"]
+        wait_until(lambda: len([c for c in captions.frames if c.get("is_final")]) >= 2, 60, "two spoken sentences captioned live")
+        for client in (captions, as_viewer, as_b, as_service):
+            client.close()
+        said = [f for f in as_viewer.frames if f.get("event") == "transcription" and f.get("transcriber_id") == tid]
+        assert said and all(f["recording_id"] == rid for f in said), as_viewer.frames[-5:]
+        assert [f for f in as_service.frames if f.get("event") == "transcription" and f.get("transcriber_id") == tid]
+        assert not [f for f in as_b.frames if f.get("event") in ("transcription", "wake_word", "caption", "transcriber_state")], as_b.frames
+        # Captions arrive a few seconds after the words were spoken (the segment, the pause that ends the utterance).
+        final = next(c for c in captions.frames if c.get("is_final"))
+        assert final["text"] and final["detected_lang"] == "en-US"
+        before = transcriber(server, key, tid)
+        assert before["state"] == "running" and before["utterances"] >= 2, before
+
+        # A restart: the transcriber is resumed where it was, in a new session.
+        server.stop()
+        server = start_server(data=data)
+        wait_until(lambda: transcriber(server, key, tid)["state"] == "running", 30, "the transcriber to resume after the restart")
+        wait_until(lambda: transcriber(server, key, tid)["utterances"] > before["utterances"], 60, "a sentence transcribed after the restart")
+        after = transcriber(server, key, tid)
+        assert after["session_id"] != before["session_id"] and after["position"] > before["position"], (before, after)
+        lines = get_json(server, f"/api/v1/recordings/{rid}/transcript", viewer)["lines"]
+        assert {line["session_id"] for line in lines} == {before["session_id"], after["session_id"]}
+        starts = [line["start"] for line in lines]
+        assert starts == sorted(starts) and len(set(starts)) == len(starts), "no line transcribed twice across the restart"
+    finally:
+        source.kill()
+        origin.stop()

@@ -132,7 +132,11 @@ struct TranscriberWorker: Sendable {
                 if status.state == "stopped" || status.state == "failed" { return .finished }
                 let now = Timestamp.now()
                 if waitingSince == nil { waitingSince = now }
-                if runtime.transcriber.state != .error || now - (waitingSince ?? now) > 10 {
+                let waited = now - (waitingSince ?? now)
+                // Between the segments of a live recording a running transcriber stays running; it waits when the
+                // recording is not recording or has brought nothing for 10 s.
+                let between = status.state == "recording" && waited < 10 && runtime.transcriber.state == .running
+                if !between && (runtime.transcriber.state != .error || waited > 10) {
                     runtime.change { t in
                         t.state = .waiting
                         t.error = status.state == "recording" ? nil : "the recording is \(status.state)" + (status.error.map { ": \($0)" } ?? "")
