@@ -72,6 +72,22 @@ def corpus():
     silent = os.path.join(directory, "video-only")
     os.makedirs(silent)
     speech.make_vod(wav, silent, audio=False)
+    # 35 s of digital silence with video, and a playlist whose "segments" are random bytes.
+    quiet = os.path.join(directory, "silent")
+    os.makedirs(quiet)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=160x120:r=10", "-f", "lavfi", "-i",
+                    "anullsrc=r=48000:cl=mono", "-t", "35", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-c:a", "aac",
+                    "-f", "hls", "-hls_time", "1", "-hls_list_size", "0", "-hls_playlist_type", "vod", os.path.join(quiet, "vod.m3u8")],
+                   check=True, timeout=60)
+    garbage = os.path.join(directory, "garbage")
+    os.makedirs(garbage)
+    entries = ""
+    for index in range(5):
+        with open(os.path.join(garbage, f"g{index}.ts"), "wb") as out:
+            out.write(os.urandom(20_000))
+        entries += f"#EXTINF:1.0,\ng{index}.ts\n"
+    with open(os.path.join(garbage, "vod.m3u8"), "w") as out:
+        out.write("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n" + entries + "#EXT-X-ENDLIST\n")
     origin = Origin(directory)
     yield {"wav": wav, "spans": spans, "origin": origin, "playlist": open(vod).read(), "dir": directory}
     origin.stop()
@@ -296,9 +312,31 @@ def test_bad_requests_get_clear_errors_and_change_nothing(start_server, data_dir
         assert http("GET", server.url(path))[0] == 401, path
     status, _, _ = http("DELETE", server.url("/api/v1/transcribers/" + "0" * 32), headers={"Authorization": f"Bearer {viewer}"})
     assert status == 403
+    # Audio that is all silence, and segments ffmpeg cannot decode: said on the transcriber, counted.
+    quiet = record(server, key, corpus["origin"].url("silent/vod.m3u8"))
+    status, made = post_json(server, "/api/v1/transcribers", key, {"recording_id": quiet, "start_at": "beginning"})
+    assert status == 201, made
+    wait_until(lambda: transcriber(server, key, made["id"])["state"] == "finished", 60, "the silent recording to be transcribed")
+    silent = transcriber(server, key, made["id"])
+    assert silent["utterances"] == 0 and "no sound" in silent["error"], silent
+    status, broken = post_json(server, "/api/v1/recordings", key, {"url": corpus["origin"].url("garbage/vod.m3u8")})
+    assert status == 201, broken
+    wait_until(lambda: get_json(server, f"/api/v1/recordings/{broken['id']}", key)["segments"] == 5, 30, "the garbage to be recorded")
+    status, made = post_json(server, "/api/v1/transcribers", key, {"recording_id": broken["id"], "start_at": "beginning"})
+    assert status == 201, made
+    wait_until(lambda: transcriber(server, key, made["id"])["decode_errors"] == 5, 60, "five segments that do not decode")
+    undecodable = transcriber(server, key, made["id"])
+    assert "could not decode the audio" in undecodable["error"] and undecodable["utterances"] == 0, undecodable
+    # An HLS link: recorded first (through the source guard), then transcribed.
+    status, made = post_json(server, "/api/v1/transcribers", key, {"url": corpus["origin"].url("vod.m3u8"), "start_at": "beginning"})
+    assert status == 201 and made["source_url"] == corpus["origin"].url("vod.m3u8"), made
+    assert get_json(server, f"/api/v1/recordings/{made['recording_id']}", key)["source_url"] == corpus["origin"].url("vod.m3u8")
+    http("DELETE", server.url(f"/api/v1/transcribers/{made['id']}"), headers={"Authorization": f"Bearer {key}"})
+
     # SQL in the search is text: nothing breaks, nothing found.
     assert get_json(server, "/api/v1/transcripts/search?q=%27%20OR%201%3D1%20--%20%25_", viewer)["results"] == []
-    assert get_json(server, "/api/v1/transcribers", viewer)["transcribers"] == before
+    listed = get_json(server, "/api/v1/transcribers", viewer)["transcribers"]
+    assert [t for t in listed if t["recording_id"] == rid] == before, "the bad requests created nothing"
 
 
 def test_an_instance_without_the_engine_says_how_to_install_it(start_server, data_dir):

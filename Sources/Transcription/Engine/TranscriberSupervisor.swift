@@ -47,7 +47,9 @@ public final class TranscriberSupervisor: Service, Sendable {
     }
 
     public func run() async throws {
-        health?.report("transcription", .running, detail: "\(settings.maxTranscribers) transcribers at most")
+        let builtIn = await context.engines.builtInUnavailable()
+        health?.report("transcription", .running, detail: "\(settings.maxTranscribers) transcribers at most; built-in engine "
+                       + (builtIn.map { "unavailable: \($0)" } ?? "available"))
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // A round on every kick, and every third of the lease.

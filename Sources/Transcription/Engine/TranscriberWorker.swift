@@ -113,7 +113,8 @@ struct TranscriberWorker: Sendable {
     /// Done: the recording is over and every segment was transcribed. An error it ended in stays said.
     private func finish() {
         runtime.change { t in
-            if t.state != .error { t.error = nil }
+            let aboutTheAudio = t.error.map { $0.hasPrefix("no sound") || $0.hasPrefix("the source has no audio") } ?? false
+            if t.state != .error && !aboutTheAudio { t.error = nil }
             t.state = .finished
             t.stoppedAt = Timestamp.now()
         }
