@@ -39,11 +39,14 @@ public struct GuardedFetcher: Sendable {
     let client: HTTPClient
     let guardrail: SourceURLGuard
     let userAgent: String
+    /// The server's own HLS, read from disk (`program://…`); nil: none.
+    let local: LocalSources?
 
-    public init(client: HTTPClient, guardrail: SourceURLGuard, userAgent: String = "StreamHub") {
+    public init(client: HTTPClient, guardrail: SourceURLGuard, userAgent: String = "StreamHub", local: LocalSources? = nil) {
         self.client = client
         self.guardrail = guardrail
         self.userAgent = userAgent
+        self.local = local
     }
 
     /// A client for guarded fetching: no automatic redirects (the fetcher follows them itself, checking
@@ -58,6 +61,7 @@ public struct GuardedFetcher: Sendable {
 
     /// GETs `url`, following up to 5 redirects, and reads at most `limit` bytes of the answer.
     public func get(_ url: String, limit: Int, deadline: ContinuousClock.Instant) async throws(Failure) -> Response {
+        if let local, let path = local.path(for: url) { return try local.read(path, url: url, limit: limit) }
         var current = url
         for _ in 0...5 {
             let checked: SourceURLGuard.CheckedURL

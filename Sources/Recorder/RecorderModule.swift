@@ -36,6 +36,8 @@ public struct RecorderModule: Sendable {
     let streamChannels = StreamChannels()
     /// Where the other instances answer: a segment on another instance's disk is fetched from it.
     let instances: InstanceDirectory?
+    /// HLS this server writes itself (`program://NAME/live.m3u8`), recorded from disk.
+    public let localSources: LocalSources
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 instances: InstanceDirectory? = nil, logger: Logger, metrics: any MetricsFactory) {
@@ -44,8 +46,10 @@ public struct RecorderModule: Sendable {
         let client = GuardedFetcher.makeClient()
         let guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
         let store = SegmentStore(dataDirectory: configuration.dataDirectory, cacheBytes: settings.segmentCacheBytes)
+        let local = LocalSources()
+        self.localSources = local
         let supervisor = RecorderSupervisor(
-            database: database, store: store, fetcher: GuardedFetcher(client: client, guardrail: guardrail, userAgent: "StreamHub recorder"),
+            database: database, store: store, fetcher: GuardedFetcher(client: client, guardrail: guardrail, userAgent: "StreamHub recorder", local: local),
             guardrail: guardrail, settings: settings, instanceID: configuration.instanceID, bus: bus, logger: logger, metrics: metrics)
         self.supervisor = supervisor
         self.exporter = Exporter(database: database, store: store, index: supervisor.index, bus: bus, ffmpegPath: settings.ffmpegPath,
@@ -138,6 +142,20 @@ public struct RecorderModule: Sendable {
         }
         let controller = RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize)
         return try await controller.create(.init(url: trimmed), by: actor).id
+    }
+
+    /// The id of a running recording of HLS this server writes itself (a ``LocalSources`` URL such as
+    /// `program://evening/live.m3u8`), starting one when there is none. Only the server names such URLs.
+    public func recordLocal(url: String, by actor: String) async throws -> String {
+        guard localSources.path(for: url) != nil else { throw HubError.validation("\(url.prefix(80)) is not a local source") }
+        if let row = try await supervisor.database.reader.raw("""
+            SELECT id FROM recordings WHERE source_url = \(bind: url) AND state IN ('starting', 'recording', 'stalled')
+            ORDER BY created_at DESC LIMIT 1
+            """).first(), let id = try? row.decode(column: "id", as: String.self) {
+            return id
+        }
+        let controller = RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize)
+        return try await controller.create(.init(url: url), by: actor, local: true).id
     }
 
     /// The recordings (as the API shows them) among these ids, for other modules that show them (the wall).

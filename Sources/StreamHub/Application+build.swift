@@ -139,8 +139,9 @@ public func buildApplication(_ configuration: HubConfiguration, clock: any WallC
     let streamManager = StreamManagerModule(configuration: configuration, database: database, bus: bus, realtime: realtime, registry: registryModule, recorder: recorder,
                                             wall: wall, logger: logger, metrics: factory)
     streamManager.addRoutes(to: router, api: api)
+    let programs = TranscriptionModule.Programs(exists: { await streamManager.programExists($0) }, outputURL: StreamManagerModule.outputURL)
     let transcription = TranscriptionModule(configuration: configuration, database: database, bus: bus, recorder: recorder, overlays: overlays,
-                                            health: health, logger: logger, metrics: factory)
+                                            programs: programs, health: health, logger: logger, metrics: factory)
     transcription.addRoutes(api: api)
     await registryModule.greetIfEmpty()
     let routes = router.routes.map { route in

@@ -66,6 +66,8 @@ public struct StreamManagerModule: Sendable {
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         let renderers = renderers
+        // A program's output can be recorded (and so transcribed) from disk: `program://NAME/live.m3u8`.
+        recorder.localSources.register(scheme: "program", directory: renderers.directory)
         recorder.addStateSource { renderers.statePayloads() }
         ProgramChannels(store: store, renderers: renderers).register(on: recorder)
         let store = store
@@ -78,6 +80,14 @@ public struct StreamManagerModule: Sendable {
         programs.addOutputRoutes(to: api)
         ImagesController(images: images).addRoutes(to: api)
         ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
+    }
+
+    /// The URL the recorder reads a program's output at (see ``RecorderModule/recordLocal(url:by:)``).
+    public static func outputURL(_ program: String) -> String { "program://\(program)/live.m3u8" }
+
+    /// Whether a program of this name exists.
+    public func programExists(_ name: String) async -> Bool {
+        (try? await store.get(name)) != nil
     }
 
     public var services: [any Service] {

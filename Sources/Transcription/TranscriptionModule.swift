@@ -20,9 +20,23 @@ public struct TranscriptionModule: Sendable {
     let overlays: OverlaysModule
     let database: HubDatabase
     let logger: Logger
+    let programs: Programs?
+
+    /// The Stream Manager's programs, as a transcriber reaches them: whether one exists, and the URL the
+    /// recorder reads its output at.
+    public struct Programs: Sendable {
+        public let exists: @Sendable (String) async -> Bool
+        public let outputURL: @Sendable (String) -> String
+
+        public init(exists: @escaping @Sendable (String) async -> Bool, outputURL: @escaping @Sendable (String) -> String) {
+            self.exists = exists
+            self.outputURL = outputURL
+        }
+    }
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, recorder: RecorderModule, overlays: OverlaysModule,
-                health: ServiceHealth?, logger: Logger, metrics: any MetricsFactory) {
+                programs: Programs? = nil, health: ServiceHealth?, logger: Logger, metrics: any MetricsFactory) {
+        self.programs = programs
         let store = TranscriptionStore(database: database)
         let engines = SpeechEngines(settings: configuration.transcription, dataDirectory: configuration.dataDirectory)
         let context = TranscriptionContext(store: store, recorder: recorder, overlays: overlays, bus: bus, engines: engines,
@@ -38,7 +52,8 @@ public struct TranscriptionModule: Sendable {
     }
 
     public func addRoutes(api: RouterGroup<HubRequestContext>) {
-        TranscribersController(store: store, supervisor: supervisor, engines: engines, recorder: recorder, overlays: overlays).addRoutes(to: api)
+        TranscribersController(store: store, supervisor: supervisor, engines: engines, recorder: recorder, overlays: overlays, programs: programs)
+            .addRoutes(to: api)
     }
 
     public var services: [any Service] {

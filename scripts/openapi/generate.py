@@ -659,11 +659,13 @@ paths = {
     "/api/v1/transcribers": {
         "get": op("Transcribers, newest first (viewer); ?recording_id= for one recording's", {"200": ok(obj({"transcribers": {"type": "array", "items": ref("Transcriber")}}))},
                   "transcription", params=[query("recording_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "Only this recording's transcribers")]),
-        "post": op("Start transcribing a recording, or an HLS link (recorded first, through the source guard) (editor). Events: transcription (interim and final) "
+        "post": op("Start transcribing a recording, an HLS link (recorded first, through the source guard) or a program's output (editor); exactly one of recording_id, url, program. Events: transcription (interim and final) "
                    "and wake_word on /events; captions on the community's overlays when community_id is set; final lines kept as the recording's transcript. "
                    "503 engine_unavailable names the install command; 422 unsupported_language, unknown_engine",
                    {"201": ok(ref("Transcriber"))}, "transcription",
-                   body=obj({"recording_id": STRING, "url": {"type": "string", "maxLength": 2048}, "language": {"type": "string", "default": "en-US"},
+                   body=obj({"recording_id": STRING, "url": {"type": "string", "maxLength": 2048},
+                             "program": {"type": "string", "description": "A Stream Manager program: its output is recorded (program://NAME/live.m3u8) and transcribed"},
+                             "language": {"type": "string", "default": "en-US"},
                              "community_id": INT, "wake_words": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 60}},
                              "engine": {"type": "string", "default": "pocketsphinx", "description": "pocketsphinx, or a command engine the operator configured"},
                              "start_at": {"type": "string", "enum": ["live", "beginning"], "default": "live"}})),

@@ -403,3 +403,44 @@ def test_a_live_stream_is_captioned_as_it_is_spoken_to_the_right_clients_and_res
     finally:
         source.kill()
         origin.stop()
+
+
+def test_a_programs_output_is_transcribed(start_server, data_dir, corpus):
+    live = tempfile.mkdtemp(dir=data_dir)
+    source = subprocess.Popen(speech.hls_arguments(corpus["wav"], os.path.join(live, "live.m3u8"), live=True))
+    origin = Origin(live)
+    server = start_server()
+    try:
+        key = api_key(server.data_dir, "admin")
+        wait_until(lambda: os.path.exists(os.path.join(live, "live.m3u8")), 20, "the live source to start")
+        status, program = post_json(server, "/api/v1/programs", key, {"name": "speech", "width": 160, "height": 90, "fps": 10, "preset": "ultrafast",
+                                                                       "video_bitrate": 200})
+        assert status == 201, program
+        status, layer = post_json(server, "/api/v1/programs/speech/layers", key, {"kind": "source", "url": origin.url("live.m3u8"), "x": 0, "y": 0,
+                                                                                  "width": 160, "height": 90})
+        assert status == 201, layer
+        status, _, answer = http("PATCH", server.url("/api/v1/programs/speech"), json.dumps({"audio_layer_id": layer["id"]}).encode(),
+                                 {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        assert status == 200, answer
+        assert post_json(server, "/api/v1/programs/speech/start", key)[0] == 200
+        status, made = post_json(server, "/api/v1/transcribers", key, {"program": "speech"})
+        assert status == 201 and made["source_url"] == "program://speech/live.m3u8", made
+        recording = get_json(server, f"/api/v1/recordings/{made['recording_id']}", key)
+        assert recording["source_url"] == "program://speech/live.m3u8"
+        # The program's output (its source's speech) is recorded from disk and transcribed.
+        wait_until(lambda: transcriber(server, key, made["id"])["utterances"] >= 2, 90, "the program's speech to be transcribed")
+        lines = get_json(server, f"/api/v1/recordings/{made['recording_id']}/transcript", key)["lines"]
+        heard = set(speech.words(" ".join(line["text"] for line in lines)))
+        spoken = set(speech.words(" ".join(speech.CORPUS)))
+        assert len(heard & spoken) >= 5, lines
+        # A second transcriber of the same program reuses its recording; an unknown program is refused.
+        status, again = post_json(server, "/api/v1/transcribers", key, {"program": "speech", "engine": "pocketsphinx"})
+        assert status == 201 and again["recording_id"] == made["recording_id"], again
+        status, answer = post_json(server, "/api/v1/transcribers", key, {"program": "nope"})
+        assert status == 422, answer
+        # Users cannot name a program URL themselves: the source guard refuses the scheme.
+        status, answer = post_json(server, "/api/v1/recordings", key, {"url": "program://speech/live.m3u8"})
+        assert status == 422 and answer["error"]["code"] == "url_refused", answer
+    finally:
+        source.kill()
+        origin.stop()

@@ -113,7 +113,8 @@ struct RecordingsController: Sendable {
         return raw
     }
 
-    func create(_ body: CreateBody, by actor: String) async throws -> Recording {
+    /// `local`: a URL of the server's own HLS (``LocalSources``), which the source guard would refuse.
+    func create(_ body: CreateBody, by actor: String, local: Bool = false) async throws -> Recording {
         var url = body.url?.trimmingCharacters(in: .whitespaces)
         if let streamID = body.streamID {
             let stream: StreamRecord
@@ -132,8 +133,10 @@ struct RecordingsController: Sendable {
         guard retention.isFinite, (60...315_360_000).contains(retention) else {
             throw HubError.validation("retention must be from 60 seconds to 10 years")
         }
-        do { _ = try await supervisor.guardrail.check(url) } catch {
-            throw HubError(.unprocessableContent, code: "url_refused", message: "url refused: \(error.description)")
+        if !local {
+            do { _ = try await supervisor.guardrail.check(url) } catch {
+                throw HubError(.unprocessableContent, code: "url_refused", message: "url refused: \(error.description)")
+            }
         }
         guard supervisor.count < supervisor.settings.maxRecordings else {
             throw HubError.unavailable("this instance already runs \(supervisor.settings.maxRecordings) recordings")

@@ -264,7 +264,7 @@ struct RenderPlan: Equatable {
         arguments += ["-c:v", "libx264", "-preset", program.preset, "-tune", "zerolatency", "-b:v", "\(program.videoBitrate)k",
                       "-maxrate", "\(program.videoBitrate)k", "-bufsize", "\(program.videoBitrate * 2)k", "-g", "\(gop)", "-keyint_min", "\(gop)",
                       "-sc_threshold", "0", "-r", "\(program.fps)", "-c:a", "aac", "-b:a", "128k", "-ar", "48000"]
-        let hlsFlags = "delete_segments+append_list+discont_start+independent_segments+omit_endlist"
+        let hlsFlags = "delete_segments+append_list+discont_start+independent_segments+omit_endlist+program_date_time"
         let playlist = "\(env.directory)/live.m3u8"
         if program.outputs.isEmpty {
             arguments += ["-f", "hls", "-hls_time", "\(env.segmentSeconds)", "-hls_list_size", "6", "-hls_flags", hlsFlags,

@@ -14,6 +14,8 @@ import Synchronization
 /// change of state.
 public final class TranscriberSupervisor: Service, Sendable {
     public static let stateEvent = "transcriber_state"
+    /// A transcriber was created, stopped or started somewhere: every instance's supervisor runs a round.
+    static let changedEvent = "internal.transcribers_changed"
 
     let database: HubDatabase
     let context: TranscriptionContext
@@ -38,8 +40,11 @@ public final class TranscriberSupervisor: Service, Sendable {
         running = Gauge(label: "streamhub_transcription_transcribers_running", factory: metrics)
     }
 
-    /// Asks for a round now (a transcriber was created or changed through this instance).
-    func kick() { kicker.yield() }
+    /// Asks every instance for a round now (a transcriber was created, stopped or started through this one).
+    func kick() {
+        kicker.yield()
+        context.bus.publish(type: Self.changedEvent, payload: .init(string: "{}"), visibility: .nobody)
+    }
 
     /// The transcribers this instance runs, as they are now.
     func snapshots() -> [String: Transcriber] {
@@ -56,6 +61,13 @@ public final class TranscriberSupervisor: Service, Sendable {
                 await self.round(resumeAll: self.database.kind == .sqlite)
                 for await _ in self.kicks.cancelOnGracefulShutdown() {
                     await self.round(resumeAll: false)
+                }
+            }
+            group.addTask {
+                // Another instance's change: a round here too (the change may be a transcriber this instance runs).
+                for await envelope in self.context.bus.subscribe(types: [Self.changedEvent]).cancelOnGracefulShutdown()
+                where envelope.origin != self.instanceID {
+                    self.kicker.yield()
                 }
             }
             group.addTask {

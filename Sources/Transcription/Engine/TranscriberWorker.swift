@@ -58,6 +58,8 @@ struct TranscriberWorker: Sendable {
 
     /// Consecutive unparsable engine lines after which the engine is restarted.
     static let badLineLimit = 20
+    /// Seconds an engine has to finish after its input ended.
+    static let flushTimeout = 30.0
     /// Seconds of digital silence after which the transcriber says so.
     static let silenceNotice = 30.0
 
@@ -201,6 +203,9 @@ struct TranscriberWorker: Sendable {
                         if case .finished = outcome {
                             feedDone.set()
                             try? await execution.standardInputWriter.finish()
+                            // The engine flushes its last utterance and exits; one that does not is stopped.
+                            try? await Task.sleep(for: .seconds(Self.flushTimeout))
+                            try? execution.send(signal: .terminate)
                             return nil
                         }
                         try? execution.send(signal: .terminate)

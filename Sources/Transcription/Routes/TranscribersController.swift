@@ -13,6 +13,7 @@ struct TranscribersController: Sendable {
     let engines: SpeechEngines
     let recorder: RecorderModule
     let overlays: OverlaysModule
+    let programs: TranscriptionModule.Programs?
 
     static let maxWakeWords = 20
     static let maxWakeWordLength = 60
@@ -20,6 +21,7 @@ struct TranscribersController: Sendable {
     struct CreateBody: Decodable {
         var recordingID: String?
         var url: String?
+        var program: String?
         var language: String?
         var communityID: Int64?
         var wakeWords: [String]?
@@ -27,7 +29,7 @@ struct TranscribersController: Sendable {
         var startAt: String?
 
         enum CodingKeys: String, CodingKey {
-            case recordingID = "recording_id", url, language, communityID = "community_id", wakeWords = "wake_words", engine, startAt = "start_at"
+            case recordingID = "recording_id", url, program, language, communityID = "community_id", wakeWords = "wake_words", engine, startAt = "start_at"
         }
     }
 
@@ -150,17 +152,24 @@ struct TranscribersController: Sendable {
     func create(_ body: CreateBody, by actor: String) async throws -> Transcriber {
         let recordingID: String
         var sourceURL: String?
-        switch (body.recordingID, body.url?.trimmingCharacters(in: .whitespaces)) {
-        case (let id?, nil):
+        switch (body.recordingID, body.url?.trimmingCharacters(in: .whitespaces), body.program) {
+        case (nil, nil, let program?):
+            // A program's output, recorded from disk by the recorder; the transcriber follows that recording.
+            guard let programs, program.count <= 64, await programs.exists(program) else {
+                throw HubError.validation("program \(program.prefix(64)) is not a known program")
+            }
+            recordingID = try await recorder.recordLocal(url: programs.outputURL(program), by: actor)
+            sourceURL = programs.outputURL(program)
+        case (let id?, nil, nil):
             guard try await recorder.recordingExists(id) else { throw HubError.validation("recording_id \(id.prefix(64)) is not a known recording") }
             recordingID = id
-        case (nil, let url?) where !url.isEmpty:
+        case (nil, let url?, nil) where !url.isEmpty:
             guard url.count <= 2048 else { throw HubError.validation("url must be at most 2048 characters") }
             // The recorder reads the URL (through the source guard); the transcriber follows its recording.
             recordingID = try await recorder.record(url: url, by: actor)
             sourceURL = url
         default:
-            throw HubError.validation("give exactly one of recording_id and url")
+            throw HubError.validation("give exactly one of recording_id, url and program")
         }
         let language = body.language?.trimmingCharacters(in: .whitespaces) ?? "en-US"
         guard (2...35).contains(language.count), language.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
