@@ -47,7 +47,10 @@ public struct TranscriptionModule: Sendable {
         self.overlays = overlays
         self.database = database
         self.logger = logger
-        self.supervisor = TranscriberSupervisor(database: database, context: context, settings: configuration.transcription,
+        // Transcribers are leased like recordings, for as long.
+        var settings = configuration.transcription
+        settings.leaseDuration = configuration.recorder.leaseDuration
+        self.supervisor = TranscriberSupervisor(database: database, context: context, settings: settings,
                                                 instanceID: configuration.instanceID, health: health, metrics: metrics)
     }
 

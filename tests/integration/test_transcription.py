@@ -444,3 +444,47 @@ def test_a_programs_output_is_transcribed(start_server, data_dir, corpus):
     finally:
         source.kill()
         origin.stop()
+
+
+def test_another_instance_takes_a_transcriber_over_when_its_owner_dies(start_server, postgres, data_dir, corpus):
+    """Two instances on PostgreSQL and one recordings volume: kill -9 the one running a transcriber and the
+    other takes it over within the lease, in a new session, further on."""
+    import signal
+    url = postgres.create_database()
+    shared = os.path.join(data_dir, "stt-shared")  # one volume for both instances' recordings
+    os.makedirs(shared)
+    live = tempfile.mkdtemp(dir=data_dir)
+    source = subprocess.Popen(speech.hls_arguments(corpus["wav"], os.path.join(live, "live.m3u8"), live=True))
+    origin = Origin(live)
+    common = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_RECORDER_LEASE": "6", "STREAMHUB_RECORDER_PREVIEW_INTERVAL": "0",
+              "STREAMHUB_STT_COMMANDS": f"steady=python3 {ENGINE}"}
+    try:
+        a = start_server(data=shared, extra_env={**common, "STREAMHUB_INSTANCE_ID": "instance-a"})
+        b = start_server(data=shared, extra_env={**common, "STREAMHUB_INSTANCE_ID": "instance-b"})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
+        env.update({"STREAMHUB_DATA_DIR": shared, "STREAMHUB_DATABASE_URL": url})
+        from conftest import BINARY
+        created = subprocess.run([BINARY, "apikey", "create", "--name", "failover", "--role", "editor"], capture_output=True, text=True, env=env, timeout=60)
+        key = re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)
+        wait_until(lambda: os.path.exists(os.path.join(live, "live.m3u8")), 20, "the live source to start")
+        status, rec = post_json(a, "/api/v1/recordings", key, {"url": origin.url("live.m3u8")})
+        assert status == 201 and rec["owner"] == "instance-a", rec
+        status, made = post_json(a, "/api/v1/transcribers", key, {"recording_id": rec["id"], "engine": "steady"})
+        assert status == 201, made
+        tid = made["id"]
+        wait_until(lambda: transcriber(b, key, tid)["utterances"] >= 2 and transcriber(b, key, tid)["owner"], 40,
+                   "the transcriber to run (seen from instance b)")
+        before = transcriber(b, key, tid)
+        victim = a if before["owner"] == "instance-a" else b
+        survivor = b if victim is a else a
+        victim.stop(signal.SIGKILL)
+        survivor_name = "instance-a" if survivor is a else "instance-b"
+        wait_until(lambda: transcriber(survivor, key, tid)["owner"] == survivor_name, 30, "the survivor to take the lapsed lease")
+        wait_until(lambda: transcriber(survivor, key, tid)["utterances"] > before["utterances"] + 1, 40, "the survivor to go on transcribing")
+        after = transcriber(survivor, key, tid)
+        assert after["state"] == "running" and after["session_id"] != before["session_id"] and after["position"] > before["position"], after
+        lines = get_json(survivor, f"/api/v1/recordings/{rec['id']}/transcript", key)["lines"]
+        assert {line["session_id"] for line in lines} >= {before["session_id"], after["session_id"]}
+    finally:
+        source.kill()
+        origin.stop()
