@@ -134,26 +134,24 @@ public struct RecorderModule: Sendable {
     /// fetching it themselves.
     public func record(url: String, by actor: String) async throws -> String {
         let trimmed = url.trimmingCharacters(in: .whitespaces)
-        if let row = try await supervisor.database.reader.raw("""
-            SELECT id FROM recordings WHERE source_url = \(bind: trimmed) AND state IN ('starting', 'recording', 'stalled')
-            ORDER BY created_at DESC LIMIT 1
-            """).first(), let id = try? row.decode(column: "id", as: String.self) {
-            return id
-        }
+        if let id = try await runningRecording(of: trimmed) { return id }
         let controller = RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize)
         return try await controller.create(.init(url: trimmed), by: actor).id
+    }
+
+    /// The newest running (starting, recording or stalled) recording of `url`.
+    private func runningRecording(of url: String) async throws -> String? {
+        try await supervisor.database.reader.raw("""
+            SELECT id FROM recordings WHERE source_url = \(bind: url) AND state IN ('starting', 'recording', 'stalled')
+            ORDER BY created_at DESC LIMIT 1
+            """).first().flatMap { try? $0.decode(column: "id", as: String.self) }
     }
 
     /// The id of a running recording of HLS this server writes itself (a ``LocalSources`` URL such as
     /// `program://evening/live.m3u8`), starting one when there is none. Only the server names such URLs.
     public func recordLocal(url: String, by actor: String) async throws -> String {
         guard localSources.path(for: url) != nil else { throw HubError.validation("\(url.prefix(80)) is not a local source") }
-        if let row = try await supervisor.database.reader.raw("""
-            SELECT id FROM recordings WHERE source_url = \(bind: url) AND state IN ('starting', 'recording', 'stalled')
-            ORDER BY created_at DESC LIMIT 1
-            """).first(), let id = try? row.decode(column: "id", as: String.self) {
-            return id
-        }
+        if let id = try await runningRecording(of: url) { return id }
         let controller = RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize)
         return try await controller.create(.init(url: url), by: actor, local: true).id
     }

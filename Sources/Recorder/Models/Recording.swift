@@ -105,7 +105,7 @@ public struct Recording: Sendable, Equatable {
     public var json: String {
         func optional(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
         func optional(_ value: Int?) -> JSONText.Value { value.map(JSONText.Value.int) ?? .null }
-        func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
+        func time(_ value: Double?) -> JSONText.Value { Timestamp.jsonValue(value) }
         let base = "/recordings/\(id)"
         return JSONText.object([
             ("id", .string(id)), ("source_url", .string(sourceURL)), ("input_kind", .string(inputKind.rawValue)), ("media_url", optional(mediaURL)),

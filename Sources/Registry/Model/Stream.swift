@@ -81,7 +81,7 @@ public struct StreamRecord: Sendable, Equatable {
     /// The stream as the API writes it: every field present, `null` when unset, times in ISO 8601.
     public var json: String {
         func string(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
-        func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
+        func time(_ value: Double?) -> JSONText.Value { Timestamp.jsonValue(value) }
         return JSONText.object([
             ("id", .int(Int(id))), ("link", .string(displayLink)), ("source", string(source)), ("platform", .string(platform.rawValue)),
             ("status", .string(status.rawValue)), ("title", string(title)), ("city", string(city)), ("state", string(state)),
@@ -107,7 +107,7 @@ public struct StreamRecord: Sendable, Equatable {
     /// The fields an audit entry compares, by their API names.
     var auditFields: [String: JSONText.Value] {
         func string(_ value: String?) -> JSONText.Value { value.map(JSONText.Value.string) ?? .null }
-        func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
+        func time(_ value: Double?) -> JSONText.Value { Timestamp.jsonValue(value) }
         return [
             "link": .string(displayLink), "source": string(source), "platform": .string(platform.rawValue), "status": .string(status.rawValue),
             "title": string(title), "city": string(city), "state": string(state), "notes": string(notes), "posted_by": string(postedBy),

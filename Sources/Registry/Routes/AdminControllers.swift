@@ -26,7 +26,7 @@ struct FeatureFlags: Sendable {
             ("enabled", .bool(try row.decode(column: "enabled", as: Bool.self))),
             ("description", .string(try row.decode(column: "description", as: String.self))),
             ("updated_by", try row.decode(column: "updated_by", as: String?.self).map(JSONText.Value.string) ?? .null),
-            ("updated_at", try row.decode(column: "updated_at", as: Double?.self).map { .string(Timestamp.iso8601($0)) } ?? .null),
+            ("updated_at", try Timestamp.jsonValue(row.decode(column: "updated_at", as: Double?.self))),
         ])
     }
 

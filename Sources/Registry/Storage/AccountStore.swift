@@ -56,7 +56,7 @@ public struct APIKeyRecord: Sendable, Equatable {
     var json: String {
         JSONText.object([
             ("id", .int(Int(id))), ("name", .string(name)), ("prefix", .string(prefix)), ("role", .string(role.rawValue)),
-            ("created_at", .string(Timestamp.iso8601(createdAt))), ("last_used_at", lastUsedAt.map { .string(Timestamp.iso8601($0)) } ?? .null),
+            ("created_at", .string(Timestamp.iso8601(createdAt))), ("last_used_at", Timestamp.jsonValue(lastUsedAt)),
             ("revoked", .bool(revoked)),
         ])
     }

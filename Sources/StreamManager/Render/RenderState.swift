@@ -42,12 +42,12 @@ public struct RenderState: Sendable, Equatable {
             ("isLive", .bool(isLive)), ("isPaused", .bool(isPaused)), ("fps", .double((fps * 100).rounded() / 100)), ("targetFPS", .int(targetFPS)),
             ("frameCount", .int(frameCount)), ("droppedFrames", .int(droppedFrames)),
             ("averageRenderTime", .double((averageRenderTime * 100).rounded() / 100)), ("speed", .double((speed * 1000).rounded() / 1000)),
-            ("startTime", startTime.map { .string(Timestamp.iso8601($0)) } ?? .null), ("error", error.map(JSONText.Value.string) ?? .null),
+            ("startTime", Timestamp.jsonValue(startTime)), ("error", error.map(JSONText.Value.string) ?? .null),
             ("restarts", .int(restarts)), ("liveChanges", .int(liveChanges)), ("bitrate", .double((bitrate * 10).rounded() / 10)),
             ("outputs", .raw("[" + outputs.sorted { $0.key < $1.key }.map { id, output in
                 JSONText.object([("id", .int(Int(id))), ("failures", .int(output.failures)),
                                  ("lastError", output.lastError.map(JSONText.Value.string) ?? .null),
-                                 ("lastErrorAt", output.lastErrorAt.map { .string(Timestamp.iso8601($0)) } ?? .null)])
+                                 ("lastErrorAt", Timestamp.jsonValue(output.lastErrorAt))])
             }.joined(separator: ",") + "]")),
         ])
     }

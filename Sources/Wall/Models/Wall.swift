@@ -107,7 +107,7 @@ public struct WallCell: Sendable, Equatable {
             ("fallback_stream_id", fallbackStreamID.map { .int(Int($0)) } ?? .null),
             ("rewind_seconds", rewindSeconds.map { .int($0) } ?? .null), ("blurred", .bool(blurred)), ("rotation", .int(rotation)),
             ("updated_by", updatedBy.map(JSONText.Value.string) ?? .null),
-            ("updated_at", updatedAt.map { .string(Timestamp.iso8601($0)) } ?? .null),
+            ("updated_at", Timestamp.jsonValue(updatedAt)),
         ])
     }
 }

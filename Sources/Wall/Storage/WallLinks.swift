@@ -59,7 +59,7 @@ public struct WallLinks: Sendable {
         }
 
         public func json(token: String? = nil) -> String {
-            func time(_ value: Double?) -> JSONText.Value { value.map { .string(Timestamp.iso8601($0)) } ?? .null }
+            func time(_ value: Double?) -> JSONText.Value { Timestamp.jsonValue(value) }
             var fields: [(String, JSONText.Value)] = [
                 ("id", .int(Int(id))), ("wall", .string(wall)), ("kind", .string(kind.rawValue)), ("role", .string(access.rawValue)),
                 ("label", label.map(JSONText.Value.string) ?? .null), ("prefix", .string(prefix)), ("expires_at", time(expiresAt)),

@@ -171,7 +171,7 @@ struct PagesController {
         let scope = principal.scope.map { scope in
             JSONText.Value.raw(JSONText.object([
                 ("wall", .string(scope.wall)), ("access", .string(scope.access)),
-                ("expires_at", scope.expiresAt.map { .string(Timestamp.iso8601($0)) } ?? .null),
+                ("expires_at", Timestamp.jsonValue(scope.expiresAt)),
             ]))
         }
         return JSONText.object([
