@@ -224,6 +224,16 @@ public final class RegistryService: Sendable {
         guard let link = changes.link else { throw HubError.validation("link is required") }
         let now = Timestamp.now()
         let postedBy = writer.principal.name.isEmpty ? nil : writer.principal.name
+        if database.kind == .postgres, changes.streamerID.apply(to: nil) == nil {
+            // One statement: the stream, its audit entry and its change. A taken link falls through to the
+            // transaction below, which brings an archived stream back or answers 409.
+            let record = try StreamStore.newRecord(changes, postedByDefault: postedBy, at: now)
+            if let (stream, eventID) = try await StreamStore.insertAudited(record, actor: writer.principal.actor, requestID: writer.requestID,
+                                                                             changeType: RegistryEventType.created, at: now, on: database.sql) {
+                publish(RegistryEventType.created, stream: stream, before: nil, eventID: eventID)
+                return (stream, true)
+            }
+        }
         do {
             let (before, stream, created, eventID) = try await database.write { db -> (StreamRecord?, StreamRecord, Bool, Int64) in
                 if let streamer = changes.streamerID.apply(to: nil) { try await Self.requireStreamer(streamer, on: db) }

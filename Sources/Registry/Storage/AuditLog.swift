@@ -17,6 +17,15 @@ enum AuditLog {
     /// or delete): `{"field":{"before":…,"after":…}}`.
     static func record(_ entry: Entry, before: [String: JSONText.Value]?, after: [String: JSONText.Value]?,
                        on db: any SQLDatabase, at now: Double = Timestamp.now()) async throws {
+        try await db.raw("""
+            INSERT INTO audit_log (actor, action, entity, entity_id, changes, request_id, at)
+            VALUES (\(bind: entry.actor), \(bind: entry.action), \(bind: entry.entity), \(bind: entry.entityID),
+                    \(bind: changes(before: before, after: after)), \(bind: entry.requestID), \(bind: now))
+            """).run()
+    }
+
+    /// `{"field":{"before":…,"after":…}}` for the fields that differ.
+    static func changes(before: [String: JSONText.Value]?, after: [String: JSONText.Value]?) -> String {
         let keys = Set((before ?? [:]).keys).union((after ?? [:]).keys).sorted()
         var changes: [(String, JSONText.Value)] = []
         for key in keys {
@@ -25,11 +34,7 @@ enum AuditLog {
             guard old != new else { continue }
             changes.append((key, .raw(JSONText.object([("before", .raw(old)), ("after", .raw(new))]))))
         }
-        try await db.raw("""
-            INSERT INTO audit_log (actor, action, entity, entity_id, changes, request_id, at)
-            VALUES (\(bind: entry.actor), \(bind: entry.action), \(bind: entry.entity), \(bind: entry.entityID),
-                    \(bind: JSONText.object(changes)), \(bind: entry.requestID), \(bind: now))
-            """).run()
+        return JSONText.object(changes)
     }
 
     struct Query: Sendable {
