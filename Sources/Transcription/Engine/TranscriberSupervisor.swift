@@ -52,9 +52,9 @@ public final class TranscriberSupervisor: Service, Sendable {
     }
 
     public func run() async throws {
-        let builtIn = await context.engines.builtInUnavailable()
-        health?.report("transcription", .running, detail: "\(settings.maxTranscribers) transcribers at most; built-in engine "
-                       + (builtIn.map { "unavailable: \($0)" } ?? "available"))
+        // Whether the built-in engine can run is checked when it is first needed (a Python start-up is not
+        // free); GET /api/v1/transcribers/engines says.
+        health?.report("transcription", .running, detail: "\(settings.maxTranscribers) transcribers at most")
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // A round on every kick, and every third of the lease.
