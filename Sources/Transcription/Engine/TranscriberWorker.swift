@@ -357,10 +357,10 @@ struct TranscriberWorker: Sendable {
         guard !text.isEmpty else { return }
         let t = runtime.transcriber
         let session = t.sessionID ?? t.id
-        let (fed, start, end) = runtime.timeline.withLock { timeline in
-            (timeline.fed, timeline.media(line.start ?? line.end ?? timeline.fed), timeline.media(line.end ?? timeline.fed))
+        // Media times of the line (an engine that gives none is placed at the audio fed so far).
+        let (start, end) = runtime.timeline.withLock { timeline in
+            (timeline.media(line.start ?? line.end ?? timeline.fed), timeline.media(line.end ?? timeline.fed))
         }
-        _ = fed
         let event = TranscriptionEvent(text: text, isFinal: line.isFinal, sessionID: session, communityID: t.communityID, transcriberID: t.id,
                                        recordingID: t.recordingID, mediaTime: start, mediaEnd: line.isFinal ? end : nil)
         try? context.bus.publish(event)
