@@ -65,7 +65,9 @@ import Testing
         try await withLeases(backend) { _, database, configuration in
             // Two instances: each its own connection pool (and gate) on the one database.
             let other = try HubDatabase.open(configuration, logger: Logger(label: "b"))
-            let a = MaintenanceLease(database: database, owner: "a", duration: 5, logger: Logger(label: "a"), metrics: NOOPMetricsHandler.instance)
+            let health = ServiceHealth()
+            let a = MaintenanceLease(database: database, owner: "a", duration: 5, health: health, logger: Logger(label: "a"),
+                                     metrics: NOOPMetricsHandler.instance)
             let b = MaintenanceLease(database: other, owner: "b", duration: 5, logger: Logger(label: "b"), metrics: NOOPMetricsHandler.instance)
             #expect(await a.renew())
             #expect(await !b.renew())
@@ -76,7 +78,8 @@ import Testing
             let group = ServiceGroup(configuration: .init(services: [a], logger: Logger(label: "group")))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                try await Task.sleep(for: .milliseconds(200))
+                // The service runs once it has renewed the lease (it says so on /health).
+                try await eventually("the lease service to run") { health.snapshot["maintenance_lease"] != nil }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
