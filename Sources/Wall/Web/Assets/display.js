@@ -13,6 +13,17 @@ let statusBanner = null;
 
 /** Seconds without progress after which a playing video counts as failed. */
 const STALL_SECONDS = 12;
+/** A tile that was playing restarts its player at once this many times a minute before it shows "Can't play". */
+const QUICK_RETRIES = 2;
+const MEDIA_ERRORS = { 1: "aborted", 2: "network error", 3: "decode error", 4: "not supported" };
+
+/** Why a <video> stopped, in words: the browser's error code and message when it gives them. */
+function mediaError(video) {
+  const error = video.error;
+  if (!error) return "the browser could not play it";
+  const detail = [MEDIA_ERRORS[error.code], error.message].filter(Boolean).join(": ");
+  return "the browser could not play it" + (detail ? ` (${detail.slice(0, 160)})` : "");
+}
 
 class Tile {
   constructor(cell) {
@@ -23,6 +34,8 @@ class Tile {
     this.url = null;          // what plays now
     this.mode = "primary";    // or "fallback"
     this.failedAt = 0;
+    this.quickRetries = [];   // when the player was restarted at once (performance.now())
+    this.retryTimer = null;
     this.lastTime = -1;
     this.lastProgress = performance.now();
     this.overlay = el("div", { class: "overlay" });
@@ -54,7 +67,7 @@ class Tile {
     video.addEventListener("timeupdate", () => {
       if (video.currentTime !== this.lastTime) { this.lastTime = video.currentTime; this.lastProgress = performance.now(); }
     });
-    video.addEventListener("error", () => this.failed("the browser could not play it"));
+    video.addEventListener("error", () => this.failed(mediaError(video)));
     video.addEventListener("playerfailed", (event) => this.failed(event.detail));
     video.addEventListener("ended", () => this.failed("the stream ended"));
     this.media = video;
@@ -66,6 +79,8 @@ class Tile {
   }
 
   stop() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     if (this.player) this.player.stop();
     if (this.media) this.media.remove();
     this.player = null;
@@ -84,7 +99,20 @@ class Tile {
 
   failed(why) {
     if (!this.url) return;
-    this.failedAt = performance.now();
+    // A live source hiccups (a segment gone before it was fetched, a decode glitch): a tile that was playing
+    // starts its player again a second later, a couple of times a minute, before it shows "Can't play".
+    const now = performance.now();
+    const wasPlaying = this.node.dataset.state === "playing" || this.node.dataset.state === "fallback";
+    this.quickRetries = this.quickRetries.filter((at) => now - at < 60000);
+    if (wasPlaying && this.quickRetries.length < QUICK_RETRIES) {
+      this.quickRetries.push(now);
+      console.warn(`tile ${this.cell}: ${why}; starting again`);
+      this.stop();
+      this.setState("loading", "");
+      this.retryTimer = setTimeout(() => { this.retryTimer = null; update(this.cell); }, 1000);
+      return;
+    }
+    this.failedAt = now;
     this.failure = why;
     update(this.cell);
   }
