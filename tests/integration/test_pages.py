@@ -502,8 +502,10 @@ def test_a_display_keeps_playing_through_a_server_restart_and_reconnects(hub, so
     with browser(1280, 720) as driver:
         open_page(driver, hub, "/wall/tv", token)
         wait_for(driver, lambda d: (tile(d, 1) or {}).get("state") == "playing", 30, "playing")
-        # A glitch of the source (the browser gives up on the video) restarts the player at once, without the
-        # "Can't play" pause of a failed tile (which retries after 10 s).
+        started = (tile(driver, 1) or {}).get("time") or 0
+        wait_for(driver, lambda d: ((tile(d, 1) or {}).get("time") or 0) > started + 3.5, 15, "three seconds played")
+        # A glitch of the source (the browser gives up on a video that played) restarts the player a second
+        # later, without the "Can't play" pause of a failed tile (which retries after 10 s).
         driver.execute_script("""
             window.__states = [];
             const node = document.querySelector('.tile[data-cell="1"]');

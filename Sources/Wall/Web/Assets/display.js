@@ -13,8 +13,10 @@ let statusBanner = null;
 
 /** Seconds without progress after which a playing video counts as failed. */
 const STALL_SECONDS = 12;
-/** A tile that was playing restarts its player at once this many times a minute before it shows "Can't play". */
+/** A tile whose video errors restarts its player this many times (after 1 s, then 2 s) before it shows
+ *  "Can't play"; the count starts again once a player has played for PLAYED_MS. */
 const QUICK_RETRIES = 2;
+const PLAYED_MS = 3000;
 const MEDIA_ERRORS = { 1: "aborted", 2: "network error", 3: "decode error", 4: "not supported" };
 
 /** Why a <video> stopped, in words: the browser's error code and message when it gives them. */
@@ -34,8 +36,9 @@ class Tile {
     this.url = null;          // what plays now
     this.mode = "primary";    // or "fallback"
     this.failedAt = 0;
-    this.quickRetries = [];   // when the player was restarted at once (performance.now())
+    this.quickRetries = 0;    // restarts since a player last played for PLAYED_MS
     this.retryTimer = null;
+    this.playingSince = 0;    // when the current player started playing (performance.now())
     this.lastTime = -1;
     this.lastProgress = performance.now();
     this.overlay = el("div", { class: "overlay" });
@@ -50,6 +53,7 @@ class Tile {
   show(spec) {
     const url = spec ? spec.url : null;
     if (url === this.url && this.media) return;
+    if (url !== this.shown) { this.shown = url; this.quickRetries = 0; }
     this.stop();
     this.url = url;
     if (!spec) return;
@@ -63,13 +67,16 @@ class Tile {
     }
     const video = el("video", { muted: true, playsinline: true, autoplay: true, preload: "auto" });
     video.muted = true;
-    video.addEventListener("playing", () => { this.lastProgress = performance.now(); this.setState(this.mode === "fallback" ? "fallback" : "playing"); });
+    video.addEventListener("playing", () => {
+      this.lastProgress = performance.now();
+      if (!this.playingSince) this.playingSince = this.lastProgress;
+      this.setState(this.mode === "fallback" ? "fallback" : "playing"); });
     video.addEventListener("timeupdate", () => {
       if (video.currentTime !== this.lastTime) { this.lastTime = video.currentTime; this.lastProgress = performance.now(); }
     });
     video.addEventListener("error", () => this.failed(mediaError(video)));
     video.addEventListener("playerfailed", (event) => this.failed(event.detail));
-    video.addEventListener("ended", () => this.failed("the stream ended"));
+    video.addEventListener("ended", () => this.failed("the stream ended", false));
     this.media = video;
     this.node.prepend(video);
     this.setState("loading");
@@ -81,6 +88,7 @@ class Tile {
   stop() {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.playingSince = 0;
     if (this.player) this.player.stop();
     if (this.media) this.media.remove();
     this.player = null;
@@ -97,19 +105,21 @@ class Tile {
     else if (value === "loading") this.overlay.append(el("span", { text: "Loading…" }));
   }
 
-  failed(why) {
+  /** The video stopped: `why` in words; `glitch` false when it ended or stalled for long (no quick restart:
+   *  the stream is over or stuck, and the fallback should show). */
+  failed(why, glitch = true) {
     if (!this.url) return;
-    // A live source hiccups (a segment gone before it was fetched, a decode glitch): a tile that was playing
-    // starts its player again a second later, a couple of times a minute, before it shows "Can't play".
+    // A live source hiccups (a segment gone before it was fetched, a playlist the browser would not parse,
+    // a young stream): the tile starts its player again after 1 s, then 2 s, before it shows "Can't play".
+    // A player that played a while has proved the source, so its next error gets the quick restarts again.
     const now = performance.now();
-    const wasPlaying = this.node.dataset.state === "playing" || this.node.dataset.state === "fallback";
-    this.quickRetries = this.quickRetries.filter((at) => now - at < 60000);
-    if (wasPlaying && this.quickRetries.length < QUICK_RETRIES) {
-      this.quickRetries.push(now);
+    if (this.playingSince && now - this.playingSince >= PLAYED_MS) this.quickRetries = 0;
+    if (glitch && this.quickRetries < QUICK_RETRIES) {
+      this.quickRetries += 1;
       console.warn(`tile ${this.cell}: ${why}; starting again`);
       this.stop();
       this.setState("loading", "");
-      this.retryTimer = setTimeout(() => { this.retryTimer = null; update(this.cell); }, 1000);
+      this.retryTimer = setTimeout(() => { this.retryTimer = null; update(this.cell); }, 1000 * this.quickRetries);
       return;
     }
     this.failedAt = now;
@@ -122,7 +132,7 @@ class Tile {
     const video = this.media;
     if (!(video instanceof HTMLVideoElement)) return;
     const playingState = this.node.dataset.state === "playing" || this.node.dataset.state === "fallback";
-    if (playingState && performance.now() - this.lastProgress > STALL_SECONDS * 1000) this.failed("no new video for " + STALL_SECONDS + " s");
+    if (playingState && performance.now() - this.lastProgress > STALL_SECONDS * 1000) this.failed("no new video for " + STALL_SECONDS + " s", false);
   }
 
   destroy() {
