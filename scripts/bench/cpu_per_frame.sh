@@ -5,8 +5,7 @@
 # the server's utime and stime are read from /proc just before and just after the publishing phase (wsload's
 # hooks), and divided by the frames delivered. Each cell is the median of K runs.
 #
-# (valgrind's callgrind would count instructions repeatably, but Debian's valgrind 3.19 aborts on Swift's
-# async main, and this VM exposes no PMU for `perf stat -e instructions:u`.)
+# (callgrind.sh counts the user-space instructions of a frame, repeatably; this script gives the kernel's share.)
 #
 # Usage: scripts/bench/cpu_per_frame.sh [--clients N] [--rate R] [--duration D] [--runs K] [BINARY=label …]
 #   e.g. scripts/bench/cpu_per_frame.sh /tmp/streamhub-before=before .build/release/streamhub=after
@@ -29,28 +28,21 @@ WORK=$(mktemp -d /tmp/streamhub-cpu.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cc -O2 -o "$WORK/wsload" scripts/bench/wsload.c -lm
 KEY=bench-service-key-0123456789
+. scripts/bench/channel.sh
 TICKS=$(getconf CLK_TCK)
 
 one() {  # binary channel -> "user_us_per_frame kernel_us_per_frame lost"
-    local bin=$1 channel=$2 port sub fields="" pub
+    local bin=$1 channel=$2 port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     rm -rf "$WORK/data"
-    if [ "$channel" = captions ]; then
-        local created community key
-        created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$bin" overlay create bench)
-        community=$(sed -n 's/.*community \([0-9]*\).*/\1/p' <<<"$created" | head -1)
-        key=$(sed -n 's/.*overlay key \([0-9a-f]*\).*/\1/p' <<<"$created" | head -1)
-        sub="/ws/captions/$community?key=$key"; pub=/api/v1/internal/captions; fields="\"community_id\":$community,"
-    else
-        sub="/events?types=transcription&key=$KEY"; pub=/api/v1/events
-    fi
+    channel_endpoints "$bin" "$channel" "$WORK/data" "$KEY"
     STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=error STREAMHUB_DATA_DIR="$WORK/data" \
         "$bin" serve --port "$port" --grpc-port 0 >"$WORK/server.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.05; done
     local snap="awk '{print \$14, \$15}' /proc/$pid/stat"
-    "$WORK/wsload" --port "$port" --path "$sub" --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" \
-        --pub-path "$pub" --pub-header "X-Service-Key: $KEY" --pub-fields "$fields" --label "$channel" \
+    "$WORK/wsload" --port "$port" --path "$SUB" --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" \
+        --pub-path "$PUB" --pub-header "X-Service-Key: $KEY" --pub-fields "$FIELDS" --label "$channel" \
         --on-publish-start "$snap > $WORK/cpu.start" --on-publish-end "$snap > $WORK/cpu.end" >"$WORK/load.json"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     python3 - "$WORK/load.json" "$WORK/cpu.start" "$WORK/cpu.end" "$TICKS" <<'PY'
