@@ -34,6 +34,7 @@ class Tile {
     this.media = null;        // <video> or <iframe>
     this.player = null;
     this.url = null;          // what plays now
+    this.shown = null;        // what was last asked to play (kept across restarts, unlike url)
     this.mode = "primary";    // or "fallback"
     this.failedAt = 0;
     this.quickRetries = 0;    // restarts since a player last played for PLAYED_MS
