@@ -7,7 +7,7 @@ import Musl
 #endif
 
 /// A WebSocket client made of a bare TCP socket with a tiny receive buffer that completes the handshake and
-/// then never reads again: the slowest possible client.
+/// then reads only when told to: the slowest possible client, or one that falls behind and catches up.
 public final class SlowSocketClient: @unchecked Sendable {
     // @unchecked: `descriptor` is set once in init and only closed in `close()`, called once by the test.
     private var descriptor: Int32
@@ -42,6 +42,39 @@ public final class SlowSocketClient: @unchecked Sendable {
 
     public func close() {
         if descriptor >= 0 { _ = Glibc.close(descriptor); descriptor = -1 }
+    }
+
+    /// Reads (blocking, up to `seconds` per read) until `count` text messages have arrived and answers
+    /// them, skipping pings. Each frame must be whole and unfragmented, as the hub sends them.
+    public func readTextMessages(_ count: Int, seconds: Int = 20) throws -> [String] {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var messages: [String] = []
+        while messages.count < count {
+            let head = try readExactly(2)
+            guard head[0] & 0x80 != 0, head[1] & 0x80 == 0 else { throw TestFailure("a fragmented or masked frame: \(head)") }
+            var length = Int(head[1] & 0x7F)
+            if length == 126 { length = try readExactly(2).reduce(0) { $0 << 8 | Int($1) } }
+            else if length == 127 { length = try readExactly(8).reduce(0) { $0 << 8 | Int($1) } }
+            let payload = try readExactly(length)
+            switch head[0] & 0x0F {
+            case 0x1: messages.append(String(decoding: payload, as: UTF8.self))
+            case 0x9: continue
+            default: throw TestFailure("unexpected frame opcode \(head[0] & 0x0F)")
+            }
+        }
+        return messages
+    }
+
+    private func readExactly(_ count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let got = bytes[filled...].withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            guard got > 0 else { throw TestFailure("the socket ended or timed out after \(filled) of \(count) bytes") }
+            filled += got
+        }
+        return bytes
     }
 }
 

@@ -173,4 +173,51 @@ func connectEvents(_ port: Int, subscribe: String = #"["*"]"#, query: String = "
             await fast.close()
         }
     }
+
+    /// Frames go straight to a client's socket while it keeps up; what its socket cannot take waits in the
+    /// server's queue, in order, and once the client has caught up, frames go straight to it again.
+    @Test func clientThatFallsBehindCatchesUpWithEveryFrameInOrder() async throws {
+        // A queue bound far above what the sockets hold: the client is held back, not dropped.
+        try await withTestApplication(configure: { $0.webSocketMaxQueuedBytes = 32 << 20 }) { app, client in
+            let port = client.port!
+            let lagging = try await SlowSocketClient.open(port: port, path: "/events?key=\(testServiceKey)")
+            defer { lagging.close() }
+            try await eventually("client registered") { app.realtime.hub.connectionCount(topic: "events") == 1 }
+            @Sendable func counter(_ name: String) async throws -> Int {
+                let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            }
+
+            // 800 events of 9 KB while the client reads nothing: twice what the kernel's socket buffers
+            // hold at most (4 MiB on the sending side here).
+            let padding = String(repeating: "x", count: 9_000)
+            let total = 800
+            for batch in 0..<(total / 20) {
+                let events = (0..<20).map { #"{"event":"transcription","text":"\#(batch * 20 + $0) \#(padding)"}"# }
+                #expect(try await postEvents(client, "[" + events.joined(separator: ",") + "]").status == .accepted)
+            }
+            try await eventually("every frame written or queued") { try await counter("streamhub_ws_messages_sent_total") >= total }
+            // The number each event's text starts with, in the order the client read them.
+            func numbers(_ frames: [String]) -> [String] {
+                frames.map { frame in
+                    let json = try? JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any]
+                    return (json?["text"] as? String)?.split(separator: " ").first.map(String.init) ?? "?"
+                }
+            }
+            let texts = try await onOwnThread { try lagging.readTextMessages(total) }
+            #expect(numbers(texts) == (0..<total).map(String.init), "frames lost, repeated or reordered")
+            let queued = try await counter("streamhub_ws_messages_queued_total")
+            #expect(queued > 0, "the client never fell behind: frames did not wait in the queue")
+            #expect(queued < total, "no frame went straight to the socket")
+
+            // Caught up: small frames go straight to the socket again, none waits in the queue.
+            let events = (total..<(total + 20)).map { #"{"event":"transcription","text":"\#($0)"}"# }
+            #expect(try await postEvents(client, "[" + events.joined(separator: ",") + "]").status == .accepted)
+            let more = try await onOwnThread { try lagging.readTextMessages(20) }
+            #expect(numbers(more) == (total..<(total + 20)).map(String.init))
+            #expect(try await counter("streamhub_ws_messages_queued_total") == queued, "frames waited in the queue after the client caught up")
+            #expect(try await counter("streamhub_ws_messages_sent_total") == total + 20)
+        }
+    }
 }

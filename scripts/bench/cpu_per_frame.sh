@@ -8,7 +8,8 @@
 # (callgrind.sh counts the user-space instructions of a frame, repeatably; this script gives the kernel's share.)
 #
 # Usage: scripts/bench/cpu_per_frame.sh [--clients N] [--rate R] [--duration D] [--runs K] [BINARY=label …]
-#   e.g. scripts/bench/cpu_per_frame.sh /tmp/streamhub-before=before .build/release/streamhub=after
+#   e.g. scripts/bench/cpu_per_frame.sh /tmp/streamhub-before=before .build/release/streamhub=after nchan=nchan
+# `nchan` as the binary measures nginx + nchan serving the same channel shape (its two workers' CPU summed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLIENTS=2000; RATE=10; DURATION=20; RUNS=3; BINARIES=()
@@ -35,16 +36,32 @@ one() {  # binary channel -> "user_us_per_frame kernel_us_per_frame lost"
     local bin=$1 channel=$2 port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     rm -rf "$WORK/data"
-    channel_endpoints "$bin" "$channel" "$WORK/data" "$KEY"
-    STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=error STREAMHUB_DATA_DIR="$WORK/data" \
-        "$bin" serve --port "$port" --grpc-port 0 >"$WORK/server.log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.05; done
-    local snap="awk '{print \$14, \$15}' /proc/$pid/stat"
+    local pids
+    if [ "$bin" = nchan ]; then
+        mkdir -p "$WORK/nginx/body"
+        sed -e "s|@DIR@|$WORK/nginx|g" -e "s|@PORT@|$port|g" scripts/bench/nchan.conf.template >"$WORK/nginx/nginx.conf"
+        nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/server.log" 2>&1 &
+        SUB=/events; PUB=/pub; FIELDS=""
+        for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+        pids=$(pgrep -f "nginx: worker process" | paste -sd' ' -)
+    else
+        channel_endpoints "$bin" "$channel" "$WORK/data" "$KEY"
+        STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=error STREAMHUB_DATA_DIR="$WORK/data" \
+            "$bin" serve --port "$port" --grpc-port 0 >"$WORK/server.log" 2>&1 &
+        pids=$!
+        for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.05; done
+    fi
+    # utime and stime of the server's processes, summed.
+    local snap="cat $(printf '/proc/%s/stat ' $pids) | awk '{u += \$14; s += \$15} END {print u, s}'"
     "$WORK/wsload" --port "$port" --path "$SUB" --clients "$CLIENTS" --rate "$RATE" --duration "$DURATION" \
         --pub-path "$PUB" --pub-header "X-Service-Key: $KEY" --pub-fields "$FIELDS" --label "$channel" \
         --on-publish-start "$snap > $WORK/cpu.start" --on-publish-end "$snap > $WORK/cpu.end" >"$WORK/load.json"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    if [ "$bin" = nchan ]; then
+        kill "$(cat "$WORK/nginx/nginx.pid")"
+        for _ in $(seq 1 100); do pgrep -f "nginx: master" >/dev/null || break; sleep 0.05; done
+    else
+        kill "$pids"; wait "$pids" 2>/dev/null || true
+    fi
     python3 - "$WORK/load.json" "$WORK/cpu.start" "$WORK/cpu.end" "$TICKS" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -5,16 +5,21 @@ import Synchronization
 
 /// One client WebSocket registered with the ``WebSocketHub``.
 ///
-/// Frames are complete, pre-encoded WebSocket frames that the hub encoded once for everyone; they are
-/// handed straight to the channel core on the connection's event loop (what the pipeline's head does with
-/// any write), so a broadcast costs one `write` per client and no per-client copy or encoding. The
-/// outbound queue is the channel's own write buffer, bounded by its high-water mark: a client whose buffer
-/// passes it is too slow and is disconnected, so it can never hold up the broadcast or grow memory without
-/// bound.
+/// Frames are complete, pre-encoded WebSocket frames that the hub encoded once for everyone, written on
+/// the connection's event loop with no per-client copy or encoding. While nothing of the connection waits
+/// in NIO's write queue, a frame goes to the socket with one `write(2)` of the shared bytes (see
+/// ``DirectSocket``); what the socket does not take at once — a client that reads slowly — is handed to
+/// the channel core (what the pipeline's head does with any write), and every frame after it goes the same
+/// way until NIO has written them all, so the order never changes. The outbound queue is the channel's own
+/// write buffer, bounded by its high-water mark: a client whose buffer passes it is too slow and is
+/// disconnected, so it can never hold up the broadcast or grow memory without bound.
 public final class HubConnection: Sendable {
     /// Outcome of writing one frame.
     enum WriteResult {
         case sent
+        /// Handed to NIO's write queue: the client's socket could not take it at once (or frames before it
+        /// are still queued).
+        case queued
         /// Written, but the client is now over its queue bound.
         case slow
         /// Not written: the connection is closing.
@@ -27,6 +32,16 @@ public final class HubConnection: Sendable {
     /// Only read and written on `channel.eventLoop` (every caller runs there: `prepareOnLoop`,
     /// `writeOnLoop`, `heartbeatOnLoop`, `heardFromClientOnLoop`), so no two threads ever touch it.
     nonisolated(unsafe) private var core: (any ChannelCore)?
+    /// The socket's descriptor for direct writes, or -1 (not found: every write goes through NIO).
+    /// Confined to `channel.eventLoop`, like everything below that is `nonisolated(unsafe)`.
+    nonisolated(unsafe) private var descriptor: CInt = -1
+    /// Writes handed to NIO and not yet completed. Direct writes wait until it is 0 again.
+    nonisolated(unsafe) private var queuedInNIO = 0
+    /// Whether the next frame may go straight to the socket: nothing of ours is queued in NIO and NIO has
+    /// completed at least one of our writes (so the upgrade response before it is out, too).
+    nonisolated(unsafe) private var direct = false
+    /// NIO has completed one of our writes: from then on, a frame that goes through NIO waits behind others.
+    nonisolated(unsafe) private var warm = false
     /// Pings sent since the client was last heard from; confined to `channel.eventLoop` like `core`.
     nonisolated(unsafe) private var unansweredPings = 0
     private let filter: Mutex<EventFilter>
@@ -103,16 +118,53 @@ public final class HubConnection: Sendable {
     func prepareOnLoop(maxQueuedBytes: Int) {
         channel.eventLoop.assertInEventLoop()
         core = channel._channelCore
+        descriptor = DirectSocket.descriptor(of: channel) ?? -1
         let low = max(1024, maxQueuedBytes / 2)
         try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: low, high: maxQueuedBytes))
     }
 
     /// Writes and flushes one complete encoded frame. Must run on the channel's event loop.
     func writeOnLoop(_ frame: ByteBuffer) -> WriteResult {
-        guard !isClosing, let core else { return .closed }
-        core.write0(NIOAny(frame), promise: nil)
+        guard !isClosing else { return .closed }
+        return writeFrame(frame)
+    }
+
+    /// Writes one frame: straight to the socket when nothing is queued before it, otherwise (and for what
+    /// the socket did not take) through NIO.
+    private func writeFrame(_ frame: ByteBuffer) -> WriteResult {
+        if direct {
+            // An inactive channel has closed its descriptor (the number may already name another socket).
+            guard channel.isActive else { direct = false; return .closed }
+            let written = frame.withUnsafeReadableBytes { DirectSocket.write(descriptor, $0) }
+            if written == frame.readableBytes { return .sent }
+            direct = false
+            var rest = frame
+            if let written { rest.moveReaderIndex(forwardBy: written) }
+            return queue(rest, behind: true)
+        }
+        return queue(frame, behind: warm)
+    }
+
+    /// Hands a frame to NIO's write queue. With a descriptor, the write is tracked: once NIO has completed
+    /// every queued one, frames go direct again.
+    private func queue(_ frame: ByteBuffer, behind: Bool) -> WriteResult {
+        guard let core else { return .closed }
+        guard descriptor >= 0 else {
+            core.write0(NIOAny(frame), promise: nil)
+            core.flush0()
+            return channel.isWritable ? .sent : .slow
+        }
+        queuedInNIO += 1
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { result in
+            self.queuedInNIO -= 1
+            guard case .success = result else { return }
+            self.warm = true
+            if self.queuedInNIO == 0 { self.direct = true }
+        }
+        core.write0(NIOAny(frame), promise: promise)
         core.flush0()
-        return channel.isWritable ? .sent : .slow
+        return !channel.isWritable ? .slow : behind ? .queued : .sent
     }
 
     /// Writes a frame meant for this client alone (a pong, an error frame). Runs on the channel's event loop.
@@ -122,12 +174,10 @@ public final class HubConnection: Sendable {
 
     /// Writes a close frame even while closing (it is the last frame). Runs on the channel's event loop.
     func writeCloseOnLoop(code: UInt16, reason: String) {
-        guard let core else { return }
         var payload = ByteBuffer()
         payload.writeInteger(code)
         payload.writeString(String(reason.utf8.prefix(120)) ?? "")
-        core.write0(NIOAny(WebSocketWire.frame(opcode: 0x8, payload: payload)), promise: nil)
-        core.flush0()
+        _ = writeFrame(WebSocketWire.frame(opcode: 0x8, payload: payload))
     }
 
     /// Stops further writes without sending anything (the client started the closing handshake).

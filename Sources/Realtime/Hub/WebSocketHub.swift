@@ -226,17 +226,19 @@ public final class WebSocketHub: Service, Sendable {
     /// Runs on one event loop: writes the frame to each of that loop's connections on the topic.
     private func deliver(_ frame: ByteBuffer, eventType: String?, to connections: ContiguousArray<HubConnection>) {
         var sent = 0
+        var queued = 0
         var skipped = 0
         var slow: [HubConnection] = []
         for connection in connections {
             guard connection.acceptsOnLoop(eventType) else { continue }
             switch connection.writeOnLoop(frame) {
             case .sent: sent += 1
+            case .queued: sent += 1; queued += 1
             case .slow: sent += 1; slow.append(connection)
             case .closed: skipped += 1
             }
         }
-        metrics.sent(sent, dropped: skipped)
+        metrics.sent(sent, queued: queued, dropped: skipped)
         for connection in slow {
             disconnect(connection)
             metrics.slowClientDisconnected()
