@@ -16,3 +16,19 @@ channel_endpoints() {
         SUB="/events?types=transcription&key=$key"; PUB=/api/v1/events
     fi
 }
+
+# nchan_start DIR PORT starts nginx + nchan (scripts/bench/nchan.conf.template: one channel, WebSocket
+# subscribers on /events, publisher on /pub) with its files under DIR, in the background; nchan_stop DIR stops it
+# and waits until its master has gone.
+nchan_start() {
+    local dir=$1 port=$2
+    mkdir -p "$dir/body"
+    sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" scripts/bench/nchan.conf.template >"$dir/nginx.conf"
+    nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/nginx.log" 2>&1 &
+}
+
+nchan_stop() {
+    local dir=$1
+    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+    for _ in $(seq 1 100); do pgrep -f "nginx: master" >/dev/null || break; sleep 0.05; done
+}

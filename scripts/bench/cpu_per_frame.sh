@@ -38,9 +38,7 @@ one() {  # binary channel -> "user_us_per_frame kernel_us_per_frame lost"
     rm -rf "$WORK/data"
     local pids
     if [ "$bin" = nchan ]; then
-        mkdir -p "$WORK/nginx/body"
-        sed -e "s|@DIR@|$WORK/nginx|g" -e "s|@PORT@|$port|g" scripts/bench/nchan.conf.template >"$WORK/nginx/nginx.conf"
-        nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/server.log" 2>&1 &
+        nchan_start "$WORK/nginx" "$port"
         SUB=/events; PUB=/pub; FIELDS=""
         for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
         pids=$(pgrep -f "nginx: worker process" | paste -sd' ' -)
@@ -57,8 +55,7 @@ one() {  # binary channel -> "user_us_per_frame kernel_us_per_frame lost"
         --pub-path "$PUB" --pub-header "X-Service-Key: $KEY" --pub-fields "$FIELDS" --label "$channel" \
         --on-publish-start "$snap > $WORK/cpu.start" --on-publish-end "$snap > $WORK/cpu.end" >"$WORK/load.json"
     if [ "$bin" = nchan ]; then
-        kill "$(cat "$WORK/nginx/nginx.pid")"
-        for _ in $(seq 1 100); do pgrep -f "nginx: master" >/dev/null || break; sleep 0.05; done
+        nchan_stop "$WORK/nginx"
     else
         kill "$pids"; wait "$pids" 2>/dev/null || true
     fi

@@ -46,6 +46,7 @@ OUT=${OUT:-/tmp/streamhub-fanout-$CHANNEL.jsonl}
 : >"$OUT"
 WORK=$(mktemp -d /tmp/streamhub-bench.XXXXXX)
 KEY=bench-service-key-0123456789
+. scripts/bench/channel.sh
 
 echo "==> preparing (release build, load generator, peers)" >&2
 if ! [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] && [ "$(id -u)" = 0 ]; then
@@ -62,17 +63,14 @@ start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIE
     local bin="$ROOT/.build/release/streamhub"
     [ "$kind" = streamhub-before ] && bin=${BEFORE_BINARY:?set BEFORE_BINARY to the binary to compare with}
     case "$CHANNEL:$kind" in
-        captions:streamhub*)
+        captions:streamhub* | events:streamhub*)
             rm -rf "$WORK/data"
-            local created community key
-            created=$(STREAMHUB_DATA_DIR="$WORK/data" STREAMHUB_LOG_LEVEL=error "$bin" overlay create bench)
-            community=$(sed -n 's/.*community \([0-9]*\).*/\1/p' <<<"$created" | head -1)
-            key=$(sed -n 's/.*overlay key \([0-9a-f]*\).*/\1/p' <<<"$created" | head -1)
+            # /events clients sign in with the service key (a speech consumer); older builds ignore it.
+            channel_endpoints "$bin" "$CHANNEL" "$WORK/data" "$KEY"
             STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
                 "$bin" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
             SERVER_PIDS=$!
-            PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS="\"community_id\":$community,"
-            SUB_PATH="/ws/captions/$community?key=$key" ;;
+            PUB_PATH=$PUB; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS=$FIELDS; SUB_PATH=$SUB ;;
         captions:python)
             rm -f "$WORK"/seed-captions.db*
             local key
@@ -81,21 +79,12 @@ start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIE
             SERVER_PIDS=$!
             PUB_PATH=/api/v1/internal/captions; PUB_HEADER="X-Service-Key: $KEY"; PUB_FIELDS='"community_id":1,'
             SUB_PATH="/ws/captions/1?key=$key" ;;
-        events:streamhub*)
-            rm -rf "$WORK/data"
-            STREAMHUB_SERVICE_KEYS=$KEY STREAMHUB_LOG_LEVEL=warning STREAMHUB_DATA_DIR="$WORK/data" \
-                "$bin" serve --port "$port" --grpc-port 0 >"$WORK/streamhub.log" 2>&1 &
-            SERVER_PIDS=$!
-            # The service key signs the client in (a speech consumer); older builds ignore it.
-            PUB_PATH=/api/v1/events; PUB_HEADER="X-Service-Key: $KEY"; SUB_PATH="/events?types=transcription&key=$KEY" ;;
         events:python)
             python3 scripts/bench/seed_events_server.py "$port" >"$WORK/python.log" 2>&1 &
             SERVER_PIDS=$!
             PUB_PATH=/publish; PUB_HEADER=""; SUB_PATH=/events ;;
         *:nchan)
-            mkdir -p "$WORK/nginx/body"
-            sed -e "s|@DIR@|$WORK/nginx|g" -e "s|@PORT@|$port|g" scripts/bench/nchan.conf.template >"$WORK/nginx/nginx.conf"
-            nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 &
+            nchan_start "$WORK/nginx" "$port"
             PUB_PATH=/pub; PUB_HEADER=""; SUB_PATH=/events ;;
     esac
     for _ in $(seq 1 200); do
@@ -110,8 +99,7 @@ start_server() {  # kind port -> sets SERVER_PIDS, PUB_PATH, PUB_HEADER, PUB_FIE
 stop_server() {
     local kind=$1
     if [ "$kind" = nchan ]; then
-        [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
-        for _ in $(seq 1 100); do pgrep -f "nginx: master" >/dev/null || break; sleep 0.05; done
+        nchan_stop "$WORK/nginx"
     else
         kill "$SERVER_PIDS" 2>/dev/null || true
         wait "$SERVER_PIDS" 2>/dev/null || true
