@@ -77,7 +77,7 @@ public struct OverlaysModule: Sendable {
             CaptionForwarder(bus: bus, hub: realtime.hub, history: captions.history),
             CaptionCleaner(database: database, retention: captionRetention, logger: logger),
             OverlayBackground(keys: keys, pages: pages, communities: communities, accessLog: accessLog, bus: bus, maintenance: database.maintenance, logger: logger),
-            OverlayKeyRotation(bus: bus, hub: realtime.hub, logger: logger),
+            OverlayKeyRotation(bus: bus, hub: realtime.hub, keys: keys, logger: logger),
         ]
     }
 }

@@ -3,7 +3,11 @@ import HubCore
 import HubStore
 import HubTestSupport
 import Logging
+import Metrics
+import NIOCore
 @testable import Overlays
+import Realtime
+import Synchronization
 import Testing
 
 @Suite struct OverlayKeysTests {
@@ -70,6 +74,80 @@ import Testing
             let status = try #require(try await keys.status(community))
             #expect(status.nextRotationAt == clock.now().timeIntervalSince1970 + 3600)
         }
+    }
+
+    /// A storm of overlay connects with one key (every OBS source reconnecting after a restart) is one
+    /// database lookup, and so is a storm of one wrong key; answers are kept only for the cache's time.
+    @Test(arguments: TestDatabases.available)
+    func connectsWithOneKeyShareOneLookup(backend: TestDatabases.Backend) async throws {
+        try await withKeys(backend) { keys, clock, database in
+            let (community, key) = try await OverlayAdmin.create(name: "storm", database: database, keys: keys, communities: nil)
+            let wrong = String(repeating: "ab", count: 32)
+            let answers = try await withThrowingTaskGroup(of: Int64?.self) { group in
+                for index in 0..<200 { group.addTask { try await keys.validate(index % 2 == 0 ? key : wrong)?.communityID } }
+                return try await group.reduce(into: [Int64?]()) { $0.append($1) }
+            }
+            #expect(answers.filter { $0 == community }.count == 100)
+            #expect(answers.filter { $0 == nil }.count == 100)
+            #expect(keys.cache.lookups == 2, "one lookup for the key, one for the wrong key")
+            clock.advance(by: keys.cache.ttl - 0.5)
+            #expect(try await keys.validate(key)?.communityID == community)
+            #expect(keys.cache.lookups == 2)
+            clock.advance(by: 0.5)
+            #expect(try await keys.validate(key)?.communityID == community)
+            #expect(keys.cache.lookups == 3, "an answer is not kept past the cache's time")
+        }
+    }
+
+    /// Another instance rotates (two instances, one database): the keys it retired stop opening overlays here
+    /// as soon as its rotation event arrives, not when this instance's kept answers run out.
+    @Test(arguments: TestDatabases.available)
+    func aRotationOnAnotherInstanceIsHonouredWhenItsEventArrives(backend: TestDatabases.Backend) async throws {
+        try await withKeys(backend) { here, clock, database in
+            let elsewhere = OverlayKeys(database: database, clock: clock, gracePeriod: 300)
+            let (community, first) = try await OverlayAdmin.create(name: "east", database: database, keys: elsewhere, communities: nil)
+            #expect(try await here.validate(first)?.communityID == community)
+            _ = try await elsewhere.rotation(community)
+            let last = try await elsewhere.rotation(community)
+            #expect(try await here.validate(first) != nil, "kept here until told (the event has not arrived)")
+
+            let bus = EventBus(instanceID: "test", logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
+            let hub = WebSocketHub(maxQueuedBytes: 1 << 20, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
+            let rotation = OverlayKeyRotation(bus: bus, hub: hub, keys: here, logger: Logger(label: "test"))
+            let payload = try JSONEncoder().encode(OverlayKeyRotation.Rotated(
+                communityID: community, currentHash: last.currentHash, previousHash: last.previousHash, previousValidUntil: last.previousValidUntil))
+            let envelope = bus.publish(type: OverlayKeyRotation.event, payload: ByteBuffer(bytes: payload), visibility: .nobody)
+            #expect(rotation.handle(envelope)?.communityID == community)
+            #expect(try await here.validate(first) == nil, "rotated out twice: refused at once")
+            #expect(try await here.validate(last.key)?.inGracePeriod == false)
+        }
+    }
+
+    /// A lookup that was under way when a rotation happened is not kept: the next caller looks again.
+    @Test func aLookupOverlappingARotationIsNotKept() async throws {
+        let cache = OverlayKeyCache(ttl: 60)
+        let (started, startedContinuation) = AsyncStream<Void>.makeStream()
+        let (release, releaseContinuation) = AsyncStream<Void>.makeStream()
+        let stale = OverlayKeys.Validation(communityID: 7, inGracePeriod: false)
+        let calls = Mutex(0)
+        async let first = cache.validation(for: "h", now: 100) {
+            guard calls.withLock({ $0 += 1; return $0 }) == 1 else { return nil }
+            startedContinuation.yield()
+            for await _ in release { break }
+            return stale
+        }
+        for await _ in started { break }
+        cache.forgetAll()
+        releaseContinuation.yield()
+        // The first caller's own lookup was overtaken by the rotation: it looked again (and got nil).
+        let firstAnswer = try await first
+        #expect(firstAnswer == nil)
+        #expect(cache.lookups == 2)
+        #expect(try await cache.validation(for: "h", now: 101) { Issue.record("looked up although kept"); return stale } == nil)
+        // A rotated-out key's kept answer ends with its grace period.
+        let graced = OverlayKeys.Validation(communityID: 7, inGracePeriod: true, validUntil: 150)
+        #expect(try await cache.validation(for: "g", now: 100) { graced } == graced)
+        #expect(try await cache.validation(for: "g", now: 150) { graced } == nil)
     }
 
     @Test(arguments: ["", "abc", String(repeating: "g", count: 64), String(repeating: "0", count: 63), String(repeating: "0", count: 65), "'; DROP TABLE overlay_keys; --"])

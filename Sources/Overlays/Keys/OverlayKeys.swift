@@ -8,7 +8,8 @@ import SQLKit
 /// Overlay keys: 32 random bytes as 64 hex characters, per community. Only SHA-256 hashes are stored
 /// (indexed, so validation is one lookup) and compared in constant time; the key itself is shown once,
 /// on create or rotate. Valid: the current key, or the previous one within the grace period after a
-/// rotation — nothing else, so a key rotated twice is dead at once.
+/// rotation — nothing else, so a key rotated twice is dead at once. Answers are kept for a few seconds
+/// (``OverlayKeyCache``), and forgotten on every rotation.
 public struct OverlayKeys: Sendable {
     public struct Validation: Sendable, Equatable {
         public let communityID: Int64
@@ -44,11 +45,14 @@ public struct OverlayKeys: Sendable {
     let clock: any WallClock
     /// Seconds the previous key stays valid after a rotation.
     public let gracePeriod: Double
+    let cache: OverlayKeyCache
 
-    public init(database: HubDatabase, clock: any WallClock = SystemWallClock(), gracePeriod: Double = 300) {
+    /// - Parameter cacheTTL: seconds a validation's answer is kept (see ``OverlayKeyCache``).
+    public init(database: HubDatabase, clock: any WallClock = SystemWallClock(), gracePeriod: Double = 300, cacheTTL: Double = 5) {
         self.database = database
         self.clock = clock
         self.gracePeriod = gracePeriod
+        self.cache = OverlayKeyCache(ttl: cacheTTL)
     }
 
     var now: Double { clock.now().timeIntervalSince1970 }
@@ -70,6 +74,15 @@ public struct OverlayKeys: Sendable {
     public func validate(_ key: String) async throws -> Validation? {
         guard Self.isWellFormed(key) else { return nil }
         let hash = Self.hash(key.lowercased())
+        return try await cache.validation(for: hash, now: now) { try await lookUp(hash) }
+    }
+
+    /// Forgets the kept answers: a rotation happened (here or on another instance).
+    func forgetValidations() {
+        cache.forgetAll()
+    }
+
+    private func lookUp(_ hash: String) async throws -> Validation? {
         let rows = try await database.sql.raw("""
             SELECT community_id, current_hash, previous_hash, rotated_at FROM overlay_keys
             WHERE current_hash = \(bind: hash) OR previous_hash = \(bind: hash)
@@ -133,6 +146,9 @@ public struct OverlayKeys: Sendable {
         let key = Self.newKey()
         let now = self.now
         let kind = database.kind
+        // Forgotten before and after: a lookup made while the transaction runs is not kept either.
+        cache.forgetAll()
+        defer { cache.forgetAll() }
         return try await database.transaction { db in
             // The row is locked (PostgreSQL; SQLite has one writer): a second rotation waits, then sees the
             // row as the first left it — no longer due.
