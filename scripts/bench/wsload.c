@@ -5,7 +5,8 @@
 // before the publish request was written to the moment the client read the frame.
 //
 // Each published event carries "<seq>:<send time in µs>" in its "text" field; clients find it in the
-// frame, so the same generator measures StreamHub, the Python seed design and nginx + nchan.
+// frame, so the same generator measures StreamHub, the Python seed design and nginx + nchan. It also checks
+// that every client read the events in one and the same order ("clients_out_of_order" counts those that did not).
 //
 // Build: cc -O2 -o wsload wsload.c -lm
 // Usage: wsload --port P --path /events --clients N --rate R --duration S
@@ -38,6 +39,8 @@ typedef struct {
     int state;
     unsigned char *buf;
     size_t len, cap;
+    uint64_t order_hash;  // of the sequence of events this client read, in the order it read them
+    long count;           // events read
 } client_t;
 
 typedef struct {
@@ -125,9 +128,12 @@ static void client_close(client_t *c) {
     close(c->fd);
 }
 
-static void record(long seq, int64_t sent) {
+static void record(client_t *c, long seq, int64_t sent) {
     if (seq < 1 || seq > max_seq) return;
     received_per_seq[seq]++;
+    // Every client must read the events in one and the same order (the server's).
+    c->order_hash = (c->order_hash ^ (uint64_t)seq) * 0x100000001b3ULL;
+    c->count++;
     if (seq < measure_from_seq) return;
     int64_t latency = now_us() - sent;
     if (latency < 0) latency = 0;
@@ -139,7 +145,7 @@ static void record(long seq, int64_t sent) {
 }
 
 // Finds "text":"<seq>:<us>" in a payload.
-static void parse_payload(const unsigned char *p, size_t n) {
+static void parse_payload(client_t *c, const unsigned char *p, size_t n) {
     static const char key[] = "\"text\":\"";
     const unsigned char *m = memmem(p, n, key, sizeof key - 1);
     if (!m) return;
@@ -152,7 +158,7 @@ static void parse_payload(const unsigned char *p, size_t n) {
     m++;
     while (m < end && *m >= '0' && *m <= '9') sent = sent * 10 + (*m++ - '0');
     frames++;
-    record(seq, sent);
+    record(c, seq, sent);
 }
 
 static void send_pong(client_t *c, const unsigned char *payload, size_t n) {
@@ -183,7 +189,7 @@ static void process_frames(client_t *c) {
             hdr = 10;
         }
         if (c->len - off < hdr + plen) break;
-        if (opcode == 1) parse_payload(f + hdr, plen);
+        if (opcode == 1) parse_payload(c, f + hdr, plen);
         else if (opcode == 9) send_pong(c, f + hdr, plen);
         else if (opcode == 8) { client_close(c); return; }
         off += hdr + plen;
@@ -428,6 +434,15 @@ int main(int argc, char **argv) {
         expected += connected;
         received += received_per_seq[s];
     }
+    // Clients that read every event but in another order than the first such client.
+    long out_of_order = 0;
+    client_t *reference = NULL;
+    for (int i = 0; i < clients_target; i++) {
+        client_t *c = &clients[i];
+        if (c->state != C_OPEN || c->count != published) continue;
+        if (!reference) reference = c;
+        else if (c->order_hash != reference->order_hash) out_of_order++;
+    }
     qsort(latencies, nlat, sizeof *latencies, cmp_u32);
     double p50 = nlat ? latencies[nlat / 2] / 1000.0 : -1;
     double p99 = nlat ? latencies[(size_t)(nlat * 0.99)] / 1000.0 : -1;
@@ -436,10 +451,10 @@ int main(int argc, char **argv) {
     double mn = nlat ? latencies[0] / 1000.0 : -1;
     printf("{\"label\":\"%s\",\"clients\":%d,\"connected\":%d,\"connect_seconds\":%.1f,\"rate\":%.1f,\"duration\":%d,"
            "\"published\":%ld,\"publish_ok\":%ld,\"publish_errors\":%ld,\"expected\":%ld,\"received\":%ld,\"lost\":%ld,"
-           "\"disconnected_during_run\":%ld,\"open_at_end\":%d,\"samples\":%zu,\"min_ms\":%.2f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f,\"max_ms\":%.2f,"
+           "\"disconnected_during_run\":%ld,\"clients_out_of_order\":%ld,\"open_at_end\":%d,\"samples\":%zu,\"min_ms\":%.2f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f,\"max_ms\":%.2f,"
            "\"rss_base_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_busy_kb\":%ld,\"rss_per_idle_conn_kb\":%.2f}\n",
            label, clients_target, connected, connect_seconds, rate, duration, published, pub_ok, pub_err, expected, received,
-           expected - received, closes - closes_before, still_open, nlat, mn, p50, p99, p999, mx, rss_base, rss_idle, rss_busy,
+           expected - received, closes - closes_before, out_of_order, still_open, nlat, mn, p50, p99, p999, mx, rss_base, rss_idle, rss_busy,
            connected ? (double)(rss_idle - rss_base) / connected : 0.0);
     return 0;
 }
