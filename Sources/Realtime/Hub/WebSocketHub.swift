@@ -31,8 +31,10 @@ public final class WebSocketHub: Service, Sendable {
         var connections: [UInt64: HubConnection] = [:] {
             didSet { list = nil }
         }
-        /// `connections` as an array, rebuilt on the first broadcast after a change: iterating it is much
-        /// cheaper than iterating the dictionary, and connection storms do not rebuild it each time.
+        /// `connections` as an array in the order they connected, rebuilt on the first broadcast after a
+        /// change: iterating it is much cheaper than iterating the dictionary, connection storms do not
+        /// rebuild it each time, and writing in connection order walks the sockets' kernel memory (and a
+        /// client machine's) in the order it was allocated, not in hash order.
         var list: ContiguousArray<HubConnection>?
     }
 
@@ -48,7 +50,7 @@ public final class WebSocketHub: Service, Sendable {
             history?.append(frame, at: now, visibility: visibility)
             for key in Array(buckets.keys) where visibility.admits(key.audience) {
                 guard let bucket = buckets[key], !bucket.connections.isEmpty else { continue }
-                let list = bucket.list ?? ContiguousArray(bucket.connections.values)
+                let list = bucket.list ?? ContiguousArray(bucket.connections.values.sorted { $0.id < $1.id })
                 if bucket.list == nil { buckets[key]?.list = list }
                 enqueue(bucket.loop, list)
             }
