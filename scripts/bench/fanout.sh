@@ -21,6 +21,8 @@
 # name its channel, `streamhub@captions`: `--channel both` races StreamHub's two channels and nchan in one run.
 # Writes a Markdown table to stdout and raw JSON lines to $OUT (default /tmp/streamhub-fanout.jsonl).
 set -euo pipefail
+# The whole script is one block, read before it runs: editing the file during a run cannot change the run.
+{
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 CHANNEL=events
@@ -224,3 +226,5 @@ if best.get("streamhub@captions") and best.get("streamhub@events"):
     print(f'captions / events clients at 10/s: {best["streamhub@captions"] / best["streamhub@events"]:.2f}x')
 PY
 rm -rf "$WORK"
+exit
+}
