@@ -73,7 +73,10 @@ class Server:
         })
         env.update(extra_env or {})
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen([BINARY, "serve", *(args or [])], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        # Its own process group, so that the ffmpeg processes it starts (which stay in the group) can be
+        # found and stopped when the test ends, also after a kill -9 that left them running.
+        self.process = subprocess.Popen([BINARY, "serve", *(args or [])], env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         wait_until(lambda: self.process.poll() is None and http("GET", self.url("/health"), timeout=2)[0] in (200, 503),
                    60, f"server on port {self.port} to answer /health")
 
@@ -104,6 +107,38 @@ class Server:
         self.log.close()
         return self.process.returncode
 
+    def stop_group(self, timeout: float = 10):
+        """Kills whatever is left of the server's process group (ffmpeg left by a kill -9) and waits until none
+        of it runs, so nothing writes into the data directory once the test is over."""
+        group = self.process.pid
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            if not running_in_group(group):
+                return  # only zombies are left, for init to reap
+            if time.monotonic() > deadline:
+                raise AssertionError(f"processes of the server's group {group} still run after SIGKILL")
+            time.sleep(0.05)
+
+
+def running_in_group(group: int) -> bool:
+    """Whether a process of process group `group` exists that is not a zombie (Linux /proc)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command's closing parenthesis: state, ppid, pgrp, ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
 
 @pytest.fixture
 def data_dir():
@@ -123,6 +158,7 @@ def start_server(data_dir):
     yield start
     for server in servers:
         server.stop(signal.SIGKILL if server.process.poll() is None else signal.SIGTERM)
+        server.stop_group()
 
 
 def cut_listeners(database_url: str) -> int:
