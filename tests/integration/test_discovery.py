@@ -307,6 +307,7 @@ def test_status_follows_a_real_ffmpeg_hls_stream_and_yt_dlp(start_server, data_d
     finally:
         if ffmpeg.poll() is None:
             ffmpeg.kill()
+            ffmpeg.wait()
         files.stop()
 
 

@@ -102,6 +102,7 @@ class LiveSource:
                 self.ffmpeg.communicate(b"q", timeout=20)
             except subprocess.TimeoutExpired:
                 self.ffmpeg.kill()
+                self.ffmpeg.wait()
 
     def url(self, name: str = "live.m3u8") -> str:
         return self.origin.url(name)

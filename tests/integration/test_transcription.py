@@ -402,6 +402,7 @@ def test_a_live_stream_is_captioned_as_it_is_spoken_to_the_right_clients_and_res
         assert starts == sorted(starts) and len(set(starts)) == len(starts), "no line transcribed twice across the restart"
     finally:
         source.kill()
+        source.wait()
         origin.stop()
 
 
@@ -443,6 +444,7 @@ def test_a_programs_output_is_transcribed(start_server, data_dir, corpus):
         assert status == 422 and answer["error"]["code"] == "url_refused", answer
     finally:
         source.kill()
+        source.wait()
         origin.stop()
 
 
@@ -487,4 +489,5 @@ def test_another_instance_takes_a_transcriber_over_when_its_owner_dies(start_ser
         assert {line["session_id"] for line in lines} >= {before["session_id"], after["session_id"]}
     finally:
         source.kill()
+        source.wait()
         origin.stop()
