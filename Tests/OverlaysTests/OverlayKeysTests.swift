@@ -114,9 +114,7 @@ import Testing
             let bus = EventBus(instanceID: "test", logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
             let hub = WebSocketHub(maxQueuedBytes: 1 << 20, logger: Logger(label: "test"), metrics: NOOPMetricsHandler.instance)
             let rotation = OverlayKeyRotation(bus: bus, hub: hub, keys: here, logger: Logger(label: "test"))
-            let payload = try JSONEncoder().encode(OverlayKeyRotation.Rotated(
-                communityID: community, currentHash: last.currentHash, previousHash: last.previousHash, previousValidUntil: last.previousValidUntil))
-            let envelope = bus.publish(type: OverlayKeyRotation.event, payload: ByteBuffer(bytes: payload), visibility: .nobody)
+            let envelope = try #require(OverlayKeyRotation.announce(last, on: bus))
             #expect(rotation.handle(envelope)?.communityID == community)
             #expect(try await here.validate(first) == nil, "rotated out twice: refused at once")
             #expect(try await here.validate(last.key)?.inGracePeriod == false)

@@ -27,11 +27,13 @@ struct OverlayKeyRotation: Service {
     }
 
     /// Tells every instance (this one too) about a rotation. Key hashes only, never keys; no client sees it.
-    static func announce(_ rotation: OverlayKeys.Rotation, on bus: EventBus) {
+    /// Answers the event published.
+    @discardableResult
+    static func announce(_ rotation: OverlayKeys.Rotation, on bus: EventBus) -> EventEnvelope? {
         let rotated = Rotated(communityID: rotation.community, currentHash: rotation.currentHash, previousHash: rotation.previousHash,
                               previousValidUntil: rotation.previousValidUntil)
-        guard let data = try? JSONEncoder().encode(rotated) else { return }
-        bus.publish(type: event, payload: ByteBuffer(bytes: data), visibility: .nobody)
+        guard let data = try? JSONEncoder().encode(rotated) else { return nil }
+        return bus.publish(type: event, payload: ByteBuffer(bytes: data), visibility: .nobody)
     }
 
     func run() async throws {
