@@ -34,14 +34,14 @@ public struct RecorderModule: Sendable {
     public let retention: RetentionSweeper
     let stateSources = StateSources()
     let streamChannels = StreamChannels()
-    /// Where the other instances answer: a segment on another instance's disk is fetched from it.
-    let instances: InstanceDirectory?
+    /// Where the other instances answer: a segment on another instance's disk is fetched from it (`nil`:
+    /// one instance, nothing to pass on).
+    public let relay: InstanceRelay?
     /// HLS this server writes itself (`program://NAME/live.m3u8`), recorded from disk.
     public let localSources: LocalSources
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, registry: RegistryModule,
                 instances: InstanceDirectory? = nil, logger: Logger, metrics: any MetricsFactory) {
-        self.instances = instances
         let settings = configuration.recorder
         let client = GuardedFetcher.makeClient()
         let guardrail = SourceURLGuard(allowPrivate: configuration.allowPrivateSources)
@@ -55,6 +55,7 @@ public struct RecorderModule: Sendable {
         self.exporter = Exporter(database: database, store: store, index: supervisor.index, bus: bus, ffmpegPath: settings.ffmpegPath,
                                  slots: AsyncSemaphore(2), logger: logger)
         self.client = client
+        self.relay = instances.map { InstanceRelay(instances: $0, client: client, instanceID: configuration.instanceID) }
         self.registry = registry.service
         self.realtime = realtime
         self.bus = bus
@@ -65,7 +66,7 @@ public struct RecorderModule: Sendable {
 
     public func addRoutes(to router: Router<HubRequestContext>, api: RouterGroup<HubRequestContext>) {
         RecordingsController(supervisor: supervisor, exporter: exporter, registry: registry, maxBodySize: configuration.maxBodySize).addRoutes(to: api)
-        let playback = PlaybackController(supervisor: supervisor, instances: instances, client: client)
+        let playback = PlaybackController(supervisor: supervisor, relay: relay)
         playback.addRoutes(to: router)
         playback.addFastRoutes(to: realtime.fastRoutes)
         addStreamChannels(to: router)

@@ -20,18 +20,13 @@ final class PlaybackController: Sendable {
     let remoteLive = Mutex<[String: (at: ContinuousClock.Instant, body: ByteBuffer, first: Int)]>([:])
     let defaultRecording = Mutex<(at: ContinuousClock.Instant, id: String?)?>(nil)
 
-    /// Where other instances answer, and the client that fetches their segments (`nil`: no proxying).
-    let instances: InstanceDirectory?
-    let client: HTTPClient?
+    /// Fetches segments from the instance recording them (`nil`: no proxying).
+    let relay: InstanceRelay?
 
-    init(supervisor: RecorderSupervisor, instances: InstanceDirectory? = nil, client: HTTPClient? = nil) {
+    init(supervisor: RecorderSupervisor, relay: InstanceRelay? = nil) {
         self.supervisor = supervisor
-        self.instances = instances
-        self.client = client
+        self.relay = relay
     }
-
-    /// Marks a request one instance makes to another for a segment: the other never passes it on again.
-    static let proxiedHeader = HTTPField.Name("X-StreamHub-Proxied")!
 
     static let playlistType = "application/vnd.apple.mpegurl"
     static let segmentCache = "public, max-age=31536000, immutable"
@@ -168,7 +163,7 @@ final class PlaybackController: Sendable {
 
     func segment(_ id: String, name: String, request: Request, context: HubRequestContext) async throws -> Response {
         guard let path = supervisor.store.path(id, name) else { throw HubError.notFound("no segment \(name)") }
-        if !FileManager.default.fileExists(atPath: path), request.headers[Self.proxiedHeader] == nil,
+        if !FileManager.default.fileExists(atPath: path), !InstanceRelay.isProxied(request.headers),
            let answer = try await fromOwner(id, name: name, request: request) {
             return answer
         }
@@ -180,24 +175,16 @@ final class PlaybackController: Sendable {
     /// index, its address from the instance directory). `nil` when there is no other owner to ask; a 404 or
     /// an unreachable owner is the caller's 404 or a 502.
     func fromOwner(_ id: String, name: String, request: Request) async throws -> Response? {
-        guard let instances, let client,
+        guard let relay,
               let row = try await supervisor.database.reader.raw("SELECT owner FROM recordings WHERE id = \(bind: id)").first(),
-              let owner = try row.decode(column: "owner", as: String?.self), owner != supervisor.instanceID,
-              let address = await instances.address(of: owner) else { return nil }
-        var upstream = HTTPClientRequest(url: "\(address)/recordings/\(id)/segments/\(name)")
-        upstream.headers.add(name: Self.proxiedHeader.rawName, value: supervisor.instanceID)
-        if let range = request.headers[.range] { upstream.headers.add(name: "Range", value: range) }
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(upstream, timeout: .seconds(10))
-        } catch {
-            throw HubError(.badGateway, code: "owner_unreachable", message: "the instance recording \(id) (\(owner)) did not answer")
-        }
+              let owner = try row.decode(column: "owner", as: String?.self),
+              let response = try await relay.ask(owner, path: "/recordings/\(id)/segments/\(name)", headers: request.headers[.range].map { [("Range", $0)] } ?? [],
+                                                 maxBytes: supervisor.settings.maxSegmentBytes + 1, what: "the instance recording \(id)") else { return nil }
         guard response.status == .ok || response.status == .partialContent else {
             if response.status == .notFound { throw HubError.notFound("no segment \(name)") }
             throw HubError(.badGateway, code: "owner_failed", message: "the instance recording \(id) answered \(response.status.code)")
         }
-        let body = try await response.body.collect(upTo: supervisor.settings.maxSegmentBytes + 1)
+        let body = response.body
         var headers: HTTPFields = [.cacheControl: Self.segmentCache, .acceptRanges: "bytes", .contentType: SegmentStore.contentType(name)]
         if let range = response.headers.first(name: "Content-Range") { headers[.contentRange] = range }
         return Response(status: .init(code: Int(response.status.code)), headers: headers, body: .init(byteBuffer: body))
