@@ -50,6 +50,8 @@ public struct StreamManagerModule: Sendable {
         self.renderers = ProgramRenderers(
             store: store, bus: bus, dataDirectory: configuration.dataDirectory, selfURL: selfURL, logger: logger, metrics: metrics,
             runningRecording: runningRecording, images: images,
+            // Several instances share a PostgreSQL database: each program renders on one of them.
+            leases: database.kind == .postgres ? ProgramLeases(database: database, owner: configuration.instanceID, duration: configuration.jobLease) : nil,
             wallPicture: { name in
                 // Each cell plays its recording, or its stream's running recording, through this server.
                 guard let wall = try? await walls.get(name), wall.cellCount <= Program.maxWallTiles else { return nil }
@@ -79,7 +81,7 @@ public struct StreamManagerModule: Sendable {
         programs.addRoutes(to: api)
         programs.addOutputRoutes(to: api)
         ImagesController(images: images).addRoutes(to: api)
-        ProgramOutputController(renderers: renderers).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
+        ProgramOutputController(renderers: renderers, relay: recorder.relay).addRoutes(to: registryModule.authenticatedGroup(router, path: "programs"))
     }
 
     /// The URL the recorder reads a program's output at (see ``RecorderModule/recordLocal(url:by:)``).

@@ -463,3 +463,81 @@ def test_a_source_layer_plays_its_recording_minutes_behind_live(start_server, da
         source.stop()
         source.origin.stop()
         server.stop()
+
+
+def database_key(database_url: str, role: str) -> str:
+    from conftest import BINARY
+    import re
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}, "STREAMHUB_DATABASE_URL": database_url}
+    created = subprocess.run([BINARY, "apikey", "create", "--name", f"tests-{role}", "--role", role], capture_output=True, text=True, timeout=60, env=env)
+    assert created.returncode == 0, created.stderr
+    return re.search(r"(shk_[0-9a-f]{64})", created.stdout).group(1)
+
+
+def test_with_two_instances_a_program_renders_once_is_served_by_both_and_moves_when_its_instance_dies(start_server, postgres, data_dir, rtmp):
+    """Two instances on one PostgreSQL, each with its own disk: the program renders on one of them (one ffmpeg,
+    one RTMP publish), the other serves its HLS, preview and state from it with the caller's credentials, and
+    takes it over when the first dies with its processes."""
+    url = postgres.create_database()
+    key = database_key(url, "admin")
+    viewer = database_key(url, "viewer")
+    # One JWT secret for both, as the README asks of a deployment (page sessions work on either instance).
+    env = {"STREAMHUB_DATABASE_URL": url, "STREAMHUB_JOB_LEASE": "4", "STREAMHUB_JWT_SECRET": "two-instances-one-secret-0123456789abcdef"}
+    disks = {name: os.path.join(data_dir, f"disk-{name}") for name in ("a", "b")}
+    for disk in disks.values():
+        os.makedirs(disk)
+    servers = {name: start_server(data=disks[name], extra_env={**env, "STREAMHUB_INSTANCE_ID": f"render-{name}"}) for name in ("a", "b")}
+    secret = "sk_live_0123456789ab"
+    a = servers["a"]
+    assert post_json(a, "/api/v1/programs", key, {"name": "desk", "width": 320, "height": 180, "fps": 10, "preset": "ultrafast",
+                                                   "video_bitrate": 400})[0] == 201
+    assert post_json(a, "/api/v1/programs/desk/layers", key, {"kind": "text", "text": "Night desk", "x": 0, "y": 0, "width": 320, "height": 180,
+                                                               "style": {"background": "#ff0000"}})[0] == 201
+    assert post_json(a, "/api/v1/programs/desk/outputs", key, {"url": rtmp.url(secret)})[0] == 201
+    assert post_json(a, "/api/v1/programs/desk/start", key)[0] == 200
+
+    def renderers():
+        return {name: ffmpeg_processes(disk) for name, disk in disks.items()}
+
+    wait_until(lambda: sum(renderers().values()) == 1 and all(state(s, key, "desk")["frameCount"] > 20 for s in servers.values()), 40,
+               "the program to render, with its state on both instances")
+    holder = next(name for name, count in renderers().items() if count == 1)
+    other = "b" if holder == "a" else "a"
+    # Both instances have had several lease periods (4 s, renewed every 1.3 s) to try: one renders.
+    wait_until(lambda: rtmp.publishes == [secret], 20, "the one publish")
+    deadline = state(servers[other], key, "desk")["frameCount"] + 30
+    wait_until(lambda: state(servers[other], key, "desk")["frameCount"] > deadline, 20, "the state to keep coming to the other instance")
+    assert renderers() == {holder: 1, other: 0} and rtmp.publishes == [secret]
+    assert state(servers[other], key, "desk")["isLive"]
+
+    # The other instance serves the output from the instance rendering it, with the caller's credentials.
+    wait_until(lambda: (f := frames(servers[other], viewer, "desk")) is not None and colour_at(f[0], 160, 150)[0] > 200, 30,
+               "the red program through the other instance")
+    status, headers, jpeg = http("GET", servers[other].url("/programs/desk/preview-320.jpg"), headers={"Authorization": f"Bearer {viewer}"})
+    assert status == 200 and headers.get("Content-Type") == "image/jpeg" and jpeg[:2] == b"\xff\xd8", (status, headers)
+    for credentials in [{}, {"Authorization": "Bearer shk_" + "0" * 64}]:
+        assert http("GET", servers[other].url("/programs/desk/live.m3u8"), headers=credentials)[0] == 401
+    # The control page on the other instance shows the live preview (fetched through it) with its state.
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        from types import SimpleNamespace
+        from test_pages import browser, open_page, wait_for
+        with browser(1200, 800) as page:
+            open_page(page, SimpleNamespace(server=servers[other]), "/programs/desk/control", viewer)
+            wait_for(page, lambda d: int(d.execute_script("return document.body.dataset.previewFrames || 0")) >= 3, 30,
+                     "preview frames on the instance that does not render the program")
+            assert page.execute_script("return document.getElementById('preview').naturalWidth") == 320
+    # A request marked as passed on already is answered from the instance's own disk (no loops).
+    assert http("GET", servers[other].url("/programs/desk/live.m3u8"),
+                headers={"Authorization": f"Bearer {viewer}", "X-StreamHub-Proxied": "render-x"})[0] == 404
+
+    # The instance rendering it dies with its processes (a crashed container): the other takes it over.
+    servers[holder].stop(signal.SIGKILL)
+    servers[holder].stop_group()
+    wait_until(lambda: renderers()[other] == 1 and state(servers[other], key, "desk")["frameCount"] > 20, 40, "the program to move")
+    wait_until(lambda: rtmp.publishes == [secret, secret], 30, "the publish from the other instance")
+    assert frames(servers[other], viewer, "desk") is not None
+
+    # Stopped: nothing renders any more.
+    assert post_json(servers[other], "/api/v1/programs/desk/stop", key)[0] == 200
+    wait_until(lambda: renderers()[other] == 0, 15, "the renderer to stop")
+    assert not state(servers[other], key, "desk")["isLive"]

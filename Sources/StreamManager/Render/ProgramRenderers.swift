@@ -17,6 +17,9 @@ import SystemPackage
 /// text files and ffmpeg keeps going; any other change starts a new ffmpeg (the HLS output continues with a
 /// discontinuity). A crashed ffmpeg is restarted with backoff (1 s doubling to 30 s) and the error is in
 /// the state.
+///
+/// With several instances on one database, each program renders on the one instance holding its lease
+/// (``ProgramLeases``); the others keep its latest state from its `program_state` events.
 public final class ProgramRenderers: Service, Sendable {
     let store: ProgramStore
     let bus: EventBus
@@ -30,7 +33,11 @@ public final class ProgramRenderers: Service, Sendable {
     let wallPicture: @Sendable (String) async -> WallPicture?
     let images: ImageStore?
     let metrics: any MetricsFactory
+    /// `nil`: this instance renders every program that should run (tests of one instance).
+    let leases: ProgramLeases?
     private let renderers = Mutex<[String: Renderer]>([:])
+    /// The latest state of programs rendered on another instance (`stream` JSON of its `program_state`), and when it came.
+    private let remoteStates = Mutex<[String: (json: String, at: Double)]>([:])
     /// The version of each program last handed to its renderer (or seen stopped).
     private let known = Mutex<[String: Int64]>([:])
     /// How often the database is compared with what the renderers follow: changes made without an event
@@ -43,7 +50,8 @@ public final class ProgramRenderers: Service, Sendable {
 
     init(store: ProgramStore, bus: EventBus, dataDirectory: String, selfURL: String, ffmpeg: String = "ffmpeg", logger: Logger,
          metrics: any MetricsFactory, runningRecording: @escaping @Sendable (Int64) async -> String?, images: ImageStore? = nil,
-         wallPicture: @escaping @Sendable (String) async -> WallPicture? = { _ in nil }) {
+         leases: ProgramLeases? = nil, wallPicture: @escaping @Sendable (String) async -> WallPicture? = { _ in nil }) {
+        self.leases = leases
         self.wallPicture = wallPicture
         self.images = images
         self.metrics = metrics
@@ -68,7 +76,11 @@ public final class ProgramRenderers: Service, Sendable {
 
     /// `{"stream":{…the seed's fields…},"program":{"name"}}`: a `stateUpdate` payload.
     static func statePayload(_ name: String, _ state: RenderState) -> String {
-        "{\"stream\":\(state.json),\"program\":{\"name\":\(JSONText.render(.string(name)))}}"
+        statePayload(name, json: state.json)
+    }
+
+    static func statePayload(_ name: String, json: String) -> String {
+        "{\"stream\":\(json),\"program\":{\"name\":\(JSONText.render(.string(name)))}}"
     }
 
     /// Per-program gauges on `/metrics`: `streamhub_program_live`, `_fps`, `_frames`, `_dropped_frames`,
@@ -91,9 +103,37 @@ public final class ProgramRenderers: Service, Sendable {
         Counter(label: "streamhub_program_output_failures_total", dimensions: [("program", name)], factory: metrics).increment()
     }
 
-    /// The current state of every program this instance renders, as `stateUpdate` payloads.
+    /// The current state of every program (rendered here or, as last heard, on another instance), as
+    /// `stateUpdate` payloads.
     func statePayloads() -> [ByteBuffer] {
-        renderers.withLock { $0 }.sorted { $0.key < $1.key }.map { ByteBuffer(string: Self.statePayload($0.key, $0.value.state)) }
+        var names = Set(renderers.withLock { $0.keys })
+        names.formUnion(freshRemoteStates().keys)
+        return names.sorted().map { ByteBuffer(string: statePayload($0)) }
+    }
+
+    /// A remote state older than this is of an instance that stopped telling (the holder publishes every second while live).
+    static let remoteStateLifetime = 5.0
+
+    private func freshRemoteStates(now: Double = Date().timeIntervalSince1970) -> [String: String] {
+        remoteStates.withLock { $0 }.filter { now - $0.value.at < Self.remoteStateLifetime }.mapValues(\.json)
+    }
+
+    /// Keeps the state another instance published for a program it renders.
+    func heard(state payload: ByteBuffer, from origin: String) {
+        guard origin != bus.origin,
+              let object = try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView)) as? [String: Any],
+              let name = (object["program"] as? [String: Any])?["name"] as? String, let stream = object["stream"],
+              let data = try? JSONSerialization.data(withJSONObject: stream, options: [.sortedKeys]) else { return }
+        let json = String(decoding: data, as: UTF8.self)
+        remoteStates.withLock { states in
+            if states.count > 10_000 { states.removeAll() }
+            states[name] = (json, Date().timeIntervalSince1970)
+        }
+    }
+
+    /// A program's `stateUpdate` payload: its state here, or as last heard from the instance rendering it.
+    func statePayload(_ name: String, targetFPS: Int = 0) -> String {
+        Self.statePayload(name, json: stateJSON(name, targetFPS: targetFPS))
     }
 
     func requireFFmpeg() async throws {
@@ -102,9 +142,13 @@ public final class ProgramRenderers: Service, Sendable {
         }
     }
 
-    /// The render state of a program as JSON (the seed's `payload.stream` shape).
-    func stateJSON(_ name: String) -> String {
-        renderers.withLock { $0[name] }?.state.json ?? RenderState(targetFPS: 0).json
+    /// The render state of a program as JSON (the seed's `payload.stream` shape): its renderer's here, else
+    /// the state the instance rendering it last published (within ``remoteStateLifetime``).
+    func stateJSON(_ name: String, targetFPS: Int = 0) -> String {
+        let local = renderers.withLock { $0[name] }
+        if let local, local.program != nil || leases == nil { return local.state.json }
+        if let remote = freshRemoteStates()[name] { return remote }
+        return local?.state.json ?? RenderState(targetFPS: targetFPS).json
     }
 
     public func state(_ name: String) -> RenderState? {
@@ -122,7 +166,7 @@ public final class ProgramRenderers: Service, Sendable {
 
     public func run() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption", Self.wallChangedEvent])
+        let events = bus.subscribe(types: [ProgramStore.changedEvent, "caption", Self.wallChangedEvent, Self.stateEvent])
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -131,6 +175,10 @@ public final class ProgramRenderers: Service, Sendable {
                     self.logger.error("could not load programs to resume", metadata: ["error": "\(error)"])
                 }
                 for await envelope in events.cancelOnGracefulShutdown() {
+                    if envelope.type == Self.stateEvent {
+                        self.heard(state: envelope.payload, from: envelope.origin)
+                        continue
+                    }
                     guard let object = try? JSONSerialization.jsonObject(with: Data(envelope.payload.readableBytesView)) as? [String: Any] else { continue }
                     if envelope.type == Self.wallChangedEvent {
                         // A wall a program shows changed: its tiles follow (a new source is a live change).
@@ -157,6 +205,28 @@ public final class ProgramRenderers: Service, Sendable {
                     await self.reconcile()
                 }
             }
+            if let leases {
+                group.addTask {
+                    // Held leases are renewed (a lost one stops its renderer); programs rendered elsewhere are
+                    // tried again, so one instance takes a program over when its holder dies.
+                    while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: leases.interval) })) != nil {
+                        for name in leases.heldPrograms {
+                            let renderer = self.renderers.withLock { $0[name] }
+                            if await leases.renew(name) {
+                                // Renewed after a spell without the database that stopped it: it renders again.
+                                if renderer?.program == nil, let program = await self.load(name) { await self.follow(name, program, keepVersion: true) }
+                            } else if renderer?.program != nil {
+                                // Stopped here first (without asking the database, which may be what failed).
+                                self.logger.warning("lost a program's lease; stopping it here", metadata: ["program": "\(name)"])
+                                renderer?.want(nil, recordings: [:])
+                            }
+                        }
+                        for name in leases.waitingPrograms {
+                            if let program = await self.load(name) { await self.follow(name, program, keepVersion: true) }
+                        }
+                    }
+                }
+            }
             group.addTask {
                 // `program_state`: on every change of a program's render state, and every second while it is live.
                 var last: [String: RenderState] = [:]
@@ -167,6 +237,8 @@ public final class ProgramRenderers: Service, Sendable {
                         if renderer.program?.layers.contains(where: { $0.kind == .captions && $0.style.fadeSeconds > 0 }) == true { renderer.refreshText() }
                         let state = renderer.state
                         guard state.isLive || last[name] != state else { continue }
+                        // A renderer standing by for the instance that renders the program says nothing.
+                        guard state.isLive || last[name] != nil || self.rendersHere(name) else { continue }
                         last[name] = state
                         self.recordMetrics(name, state)
                         self.bus.publish(type: Self.stateEvent, payload: ByteBuffer(string: Self.statePayload(name, state)), visibility: .viewers)
@@ -179,6 +251,8 @@ public final class ProgramRenderers: Service, Sendable {
                 try? await gracefulShutdown()
                 self.startContinuation.finish()
                 for renderer in self.renderers.withLock({ Array($0.values) }) { renderer.stop() }
+                // Another instance takes the programs over at once.
+                await self.leases?.releaseAll()
             }
             for await renderer in starts { group.addTask { await renderer.run() } }
             await group.waitForAll()
@@ -236,16 +310,30 @@ public final class ProgramRenderers: Service, Sendable {
         for layer in program?.layers ?? [] where layer.kind == .image {
             if let id = layer.imageID, let path = await images?.file(id, in: "\(directory)/_images") { imageFiles[layer.id] = path }
         }
+        var wanted = program.flatMap { $0.state == .stopped ? nil : $0 }
+        if let leases {
+            // Rendered on the instance holding its lease; here an idle renderer (if any) stands by.
+            if wanted != nil, !(await leases.take(name)) {
+                wanted = nil
+            } else if wanted == nil {
+                await leases.release(name)
+            }
+        }
         let renderer = renderers.withLock { renderers -> Renderer? in
             if let existing = renderers[name] { return existing }
-            guard let program, program.state != .stopped else { return nil }
-            let renderer = Renderer(name: name, owner: self, targetFPS: program.fps)
+            guard let wanted else { return nil }
+            let renderer = Renderer(name: name, owner: self, targetFPS: wanted.fps)
             renderers[name] = renderer
             return renderer
         }
         guard let renderer else { return }
         if renderer.isNew { startContinuation.yield(renderer) }
-        renderer.want(program.flatMap { $0.state == .stopped ? nil : $0 }, recordings: recordings, walls: walls, images: imageFiles, deleted: program == nil)
+        renderer.want(wanted, recordings: recordings, walls: walls, images: imageFiles, deleted: program == nil)
+    }
+
+    /// Whether this instance renders a program's output now (always, without leases).
+    func rendersHere(_ name: String) -> Bool {
+        leases?.isHeld(name) ?? true
     }
 
     /// The recording each stream source layer plays: the stream's running recording.

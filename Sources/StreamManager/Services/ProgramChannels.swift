@@ -67,7 +67,7 @@ struct ProgramChannels {
                                                    replayHistory: false, onText: onText)
             case "state":
                 guard let program else { return nil }
-                let payload = ByteBuffer(string: ProgramRenderers.statePayload(program.name, renderers.state(program.name) ?? RenderState(targetFPS: program.fps)))
+                let payload = ByteBuffer(string: renderers.statePayload(program.name, targetFPS: program.fps))
                 return HubWebSocketRoutes.Accepted(
                     topic: Self.stateTopic(program.name), identity: identity,
                     initialFrames: [RecorderModule.welcome("state"), WebSocketWire.textFrame(RecorderModule.stateUpdate(payload))],

@@ -242,13 +242,34 @@ function showPreview(buffer) {
   let header;
   try { header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length))); } catch { return; }
   if (header.program !== name || header.format !== "jpeg") return;
+  channelFrameAt = Date.now();
+  showFrame(new Blob([new Uint8Array(buffer, 4 + length)], { type: "image/jpeg" }));
+}
+
+function showFrame(jpeg) {
   const image = document.getElementById("preview");
   if (!image) return;
-  const url = URL.createObjectURL(new Blob([new Uint8Array(buffer, 4 + length)], { type: "image/jpeg" }));
+  const url = URL.createObjectURL(jpeg);
   image.onload = () => { if (previewURL && previewURL !== url) URL.revokeObjectURL(previewURL); previewURL = url; };
   image.src = url;
   previewFrames += 1;
   document.body.dataset.previewFrames = String(previewFrames);
+}
+
+// The preview channel carries frames on the server instance that renders the program. A page connected to
+// another instance gets none there, and fetches the newest frame instead (that instance passes it on).
+let channelFrameAt = 0;
+let fetchingFrame = false;
+let frameWidth = 640;  // the widest preview the server writes: 640, or the program's own width below that
+async function fetchFrame() {
+  if (fetchingFrame || Date.now() - channelFrameAt < 2000 || !render.isLive) return;
+  fetchingFrame = true;
+  try {
+    const response = await fetch(`/programs/${encodeURIComponent(name)}/preview-${frameWidth}.jpg`, { credentials: "same-origin", cache: "no-store" });
+    if (response.ok && Date.now() - channelFrameAt >= 2000) showFrame(await response.blob());
+  } catch { /* the next try comes in a moment */ } finally {
+    fetchingFrame = false;
+  }
 }
 
 // ---------- chat and presence ----------
@@ -365,6 +386,7 @@ async function start() {
   canEdit = !who.scope && atLeast(who, "editor");
   program = await get(path);
   render = program.stream || {};
+  frameWidth = Math.min(640, program.width || 640);
   document.title = `${program.title || program.name} · Program · StreamHub`;
   clear(app).append(...layout());
   app.removeAttribute("aria-busy");
@@ -393,6 +415,7 @@ async function start() {
   liveEvents({ path: channel("chat"), onRefused: () => {}, onEvent: onChat });
   announcePresenceAt(`${path}/presence`, "control");
   setInterval(() => { drawState(); drawPresence(); }, 1000);  // the uptime; presence lapses
+  setInterval(fetchFrame, 500);
 }
 
 start().catch((error) => {
