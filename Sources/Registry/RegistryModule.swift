@@ -19,6 +19,10 @@ public struct RegistryModule: Sendable {
 
     public init(configuration: HubConfiguration, database: HubDatabase, bus: EventBus, realtime: RealtimeModule, logger: Logger) async throws {
         let secret = try TokenService.secret(configured: configuration.jwtSecret, dataDirectory: configuration.dataDirectory)
+        if configuration.jwtSecret == nil, database.kind == .postgres {
+            // Another instance on this database signs with its own data directory's secret unless told otherwise.
+            logger.notice("login tokens are signed with this data directory's secret; give every instance on this database the same --jwt-secret (or data directory)")
+        }
         let tokens = await TokenService(secret: secret)
         self.service = RegistryService(database: database, bus: bus, logger: logger)
         self.access = try await Access(database: database, tokens: tokens, passwords: Passwords(cost: UInt8(configuration.bcryptCost)), logger: logger)
