@@ -202,7 +202,7 @@ import Testing
     }
 
     @Test func overlaySocketOpenedWithARotatedKeyClosesWhenItsGraceEnds() async throws {
-        try await withTestApplication(configure: { $0.overlayGracePeriod = 2 }) { app, client in
+        try await withTestApplication(configure: { $0.overlayGracePeriod = 4 }) { app, client in
             let world = try await Self.makeWorld(app, client)
             let port = client.port!
             // Open before the rotation with the then-current key, on both channels that take it.
@@ -217,16 +217,17 @@ import Testing
             let during = WebSocketProbe(port: port, path: "/ws/captions/\(world.communityA.id)?key=\(world.communityA.key)")
             // …and every socket opened with it closes when the grace period ends; the new key's stays.
             for probe in [before, onEvents, during] {
-                let close = try await probe.closeFrame(within: 5)
+                let close = try await probe.closeFrame(within: 10)
                 #expect(close?.closeCode == .unknown(4401))
             }
-            // Two rotations in a row retire `fresh` at once, without waiting for the (2 s) grace period.
+            // Two rotations in a row retire `fresh` at once, without waiting for the (4 s) grace period that the
+            // first of them gave it (the bound leaves room for two API calls on a loaded machine).
             let started = ContinuousClock.now
             for _ in 0..<2 {
                 #expect(try await world.team.editor.post("/api/v1/communities/\(world.communityA.id)/overlay_key/rotate").status == .ok)
             }
             #expect(try await current.closeFrame(within: 5)?.closeCode == .unknown(4401))
-            #expect(ContinuousClock.now - started < .seconds(1.5))
+            #expect(ContinuousClock.now - started < .seconds(3))
         }
     }
 
