@@ -9,18 +9,9 @@ import Testing
 
 @Suite struct LeasesTests {
     func withLeases(_ backend: TestDatabases.Backend, _ body: (Leases, HubDatabase, HubConfiguration.Database) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let configuration = try await TestDatabases.make(backend, in: directory)
-        let database = try HubDatabase.open(configuration, logger: Logger(label: "test"))
-        do {
-            try await Migrator(database: database, migrations: CoreMigrations.all, logger: Logger(label: "test")).migrate()
+        try await TestDatabases.withMigrated(backend, CoreMigrations.all) { database, configuration in
             try await body(Leases(database: database), database, configuration)
-        } catch {
-            await database.shutdown()
-            throw error
         }
-        await database.shutdown()
     }
 
     @Test(arguments: TestDatabases.available)

@@ -12,18 +12,10 @@ import Testing
 
 @Suite struct OverlayKeysTests {
     func withKeys(_ backend: TestDatabases.Backend, _ body: (OverlayKeys, ManualWallClock, HubDatabase) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let database = try HubDatabase.open(try await TestDatabases.make(backend, in: directory), logger: Logger(label: "test"))
-        do {
-            try await Migrator(database: database, migrations: CoreMigrations.all + OverlayMigrations.all, logger: Logger(label: "test")).migrate()
+        try await TestDatabases.withMigrated(backend, CoreMigrations.all + OverlayMigrations.all) { database, _ in
             let clock = ManualWallClock()
             try await body(OverlayKeys(database: database, clock: clock, gracePeriod: 300), clock, database)
-        } catch {
-            await database.shutdown()
-            throw error
         }
-        await database.shutdown()
     }
 
     @Test(arguments: TestDatabases.available)

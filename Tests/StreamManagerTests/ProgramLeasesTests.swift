@@ -9,18 +9,9 @@ import Testing
 /// One renderer per program across instances: two ``ProgramLeases`` (two instances) on one database.
 @Suite struct ProgramLeasesTests {
     func withTwoInstances(_ backend: TestDatabases.Backend, _ body: (ProgramLeases, ProgramLeases, HubDatabase) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let configuration = try await TestDatabases.make(backend, in: directory)
-        let database = try HubDatabase.open(configuration, logger: Logger(label: "test"))
-        do {
-            try await Migrator(database: database, migrations: CoreMigrations.all, logger: Logger(label: "test")).migrate()
+        try await TestDatabases.withMigrated(backend, CoreMigrations.all) { database, _ in
             try await body(ProgramLeases(database: database, owner: "a", duration: 30), ProgramLeases(database: database, owner: "b", duration: 30), database)
-        } catch {
-            await database.shutdown()
-            throw error
         }
-        await database.shutdown()
     }
 
     @Test(arguments: TestDatabases.available)

@@ -11,17 +11,9 @@ import Testing
 /// search (case, punctuation and LIKE metacharacters), and retention that follows the recording's.
 @Suite struct TranscriptionStoreTests {
     func withStore(_ backend: TestDatabases.Backend, _ body: (TranscriptionStore, HubDatabase) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let database = try HubDatabase.open(try await TestDatabases.make(backend, in: directory), logger: Logger(label: "test"))
-        do {
-            try await Migrator(database: database, migrations: allStreamHubMigrations, logger: Logger(label: "test")).migrate()
+        try await TestDatabases.withMigrated(backend, allStreamHubMigrations) { database, _ in
             try await body(TranscriptionStore(database: database), database)
-        } catch {
-            await database.shutdown()
-            throw error
         }
-        await database.shutdown()
     }
 
     static func addRecording(_ id: String, retention: Double, on database: HubDatabase) async throws {
