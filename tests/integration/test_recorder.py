@@ -475,8 +475,10 @@ def test_another_instance_takes_a_recording_over_when_its_owner_dies(start_serve
     a.stop(signal.SIGKILL)
     before = recording(b, key, rid)["segments"]
     wait_until(lambda: recording(b, key, rid)["owner"] == "instance-b", 20, "instance b to take the lapsed lease")
-    wait_until(lambda: recording(b, key, rid)["segments"] >= before + 3, 30, "instance b to go on recording")
-    assert recording(b, key, rid)["state"] == "recording"
+    # Both are awaited together: one snapshot may catch a passing "stalled" (the resume's own, or a slow reload
+    # of the source on a loaded machine) after the new segments came.
+    wait_until(lambda: (r := recording(b, key, rid))["segments"] >= before + 3 and r["state"] == "recording", 30,
+               "instance b to go on recording")
     assert http("DELETE", b.url(f"/api/v1/recordings/{rid}"), headers={"Authorization": f"Bearer {key}"})[0] == 200
     wait_until(lambda: "instance-b" not in [r.get("owner") for r in get_json(b, "/api/v1/recordings?state=recording", key)["recordings"]],
                10, "the recording to stop")
